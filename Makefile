@@ -1,0 +1,63 @@
+# Every target that needs Python first makes sure .venv exists and matches the pinned requirements.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+export PYTHONPATH := layers/coach:.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help run test check lint typecheck cfn-lint validate openapi coverage clean
+
+help:
+	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
+	@echo "make test      run the whole test suite"
+	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
+	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
+
+# (Re)create the venv when it is missing or a requirements file changed since the last install.
+$(STAMP): layers/coach/requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip==26.3
+	@$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(SAM_STAMP): requirements-sam.txt
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/python -m pip install -q --upgrade pip==26.3
+	@$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
+	@touch $@
+
+run: $(STAMP)
+	$(PY) -m infra.local
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+cfn-lint: $(STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+
+validate: $(SAM_STAMP)
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+coverage: $(STAMP)
+	$(PY) -m pytest -q --cov --cov-report=term
+
+check: lint typecheck cfn-lint validate coverage
+
+openapi: $(STAMP)
+	$(PY) -m functions.enrollment.openapi > docs/openapi.json
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

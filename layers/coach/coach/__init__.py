@@ -1,0 +1,1 @@
+"""SMS Habit Coach: the shared package of every Lambda function (the `coach` layer)."""

@@ -1,0 +1,36 @@
+"""Domain errors. Adapters raise these from SDK errors; handlers map them to HTTP."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of every error the services raise on purpose."""
+
+
+class NotFound(DomainError):
+    """The participant (or one of its items) does not exist."""
+
+
+class Conflict(DomainError):
+    """A conditional write lost a race: the item changed since it was read (optimistic locking)."""
+
+
+class PhoneNumberTaken(DomainError):
+    """Another participant is enrolled with this phone number."""
+
+    def __init__(self, phone_number: str) -> None:
+        super().__init__("phone_number is already enrolled")
+        self.phone_number = phone_number
+
+
+class InvalidField(DomainError):
+    """A field's value cannot be used; `field` names it so the caller can say what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidPageToken(DomainError):
+    """A pagination token was not one we issued."""

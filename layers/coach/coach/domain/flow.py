@@ -1,0 +1,73 @@
+"""The state of a participant's conversation with the coach (one item per participant)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coach.domain.profile import UserProfile
+
+HISTORY_STORED = 50  # newest messages kept in the flow state; the transcript items are the full record
+HISTORY_SENT_TO_LLM = 30
+
+
+class ConversationState(StrEnum):
+    CONVERSATION_ACTIVE = "CONVERSATION_ACTIVE"
+
+
+class SubState(StrEnum):
+    INTAKE = "INTAKE"
+    FEEDBACK = "FEEDBACK"
+
+
+class HistoryEntry(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+    at: datetime
+
+
+class PendingReminder(BaseModel):
+    """A follow-up reminder scheduled after a nudge; cleared when the participant replies."""
+
+    nudge_key: str
+    due_at: datetime
+    schedule_name: str | None = None
+
+
+class FlowState(BaseModel):
+    """Conversation state. Every write is conditional on `version` (optimistic locking)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    participant_id: str
+    flow_type: Literal["conversation"] = "conversation"
+    current_state: ConversationState = ConversationState.CONVERSATION_ACTIVE
+    sub_state: SubState = SubState.INTAKE
+    participant_background: str = ""
+    user_profile: UserProfile = Field(default_factory=UserProfile)
+    tone: dict[str, Any] = Field(default_factory=dict)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    last_habit_prompt: str | None = None
+    pending_reminder: PendingReminder | None = None
+    last_processed_inbound: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    @classmethod
+    def start(cls, participant_id: str, background: str, now: datetime) -> FlowState:
+        """The state of a newly enrolled participant: active conversation, intake first."""
+        return cls(participant_id=participant_id, participant_background=background, created_at=now, updated_at=now)
+
+    def reset(self, now: datetime) -> FlowState:
+        """Back to intake with an empty profile and history; the transcript items are not touched."""
+        return FlowState(
+            participant_id=self.participant_id,
+            participant_background=self.participant_background,
+            created_at=self.created_at,
+            updated_at=now,
+            version=self.version,
+        )

@@ -1,0 +1,41 @@
+"""Transcript messages and research events: the complete record researchers export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BODY_CHARS = 1600  # Twilio's own limit for one message; longer bodies are cut and flagged
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    participant_id: str
+    message_id: str = Field(description="Twilio MessageSid for inbound; outbox key for outbound")
+    direction: Direction
+    body: str
+    at: datetime
+    twilio_sid: str | None = None
+    status: str | None = None  # received / queued / sent / delivered / undelivered / failed
+    error_code: int | None = None
+    truncated: bool = False
+
+
+class ResearchEvent(BaseModel):
+    """Something researchers analyse: status changes, nudge decisions, feedback classifications."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    participant_id: str
+    kind: str
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
