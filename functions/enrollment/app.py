@@ -1,0 +1,140 @@
+"""Researchers' API: enroll, list, inspect, update, reset and delete participants; read transcripts.
+
+Thin handler: powertools parses and validates, one service call per route, domain errors map to
+HTTP statuses in coach.http.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from coach.bootstrap import enrollment_service
+from coach.domain.message import Message
+from coach.domain.participant import Participant, ParticipantStatus
+from coach.http import guard_json_request, register_error_handlers
+from coach.observability import logger, metrics, tracer
+from coach.services.enrollment import ConversationView, EnrollParticipant, UpdateParticipant
+from coach.settings import enrollment_settings
+
+API_TITLE = "SMS Habit Coach - researchers' API"
+API_VERSION = "1.0.0"
+
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app)
+
+ParticipantId = Annotated[str, Path(min_length=1, max_length=64, description="The participant's id")]
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page")]
+NextToken = Annotated[str | None, Query(max_length=2048, description="`next_token` of the previous page")]
+
+
+class ParticipantPage(BaseModel):
+    items: list[Participant]
+    next_token: str | None = None
+
+
+class MessagePage(BaseModel):
+    items: list[Message]
+    next_token: str | None = None
+
+
+def _json(status: int, body: BaseModel) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump(mode="json"))
+
+
+@app.post(
+    "/conversation/participants",
+    summary="Enroll a participant",
+    description="Creates the participant in intake and queues the coach's greeting. 409 when the number is taken.",
+    responses={201: {"description": "Enrolled", "content": {"application/json": {"model": Participant}}}},
+)
+def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[Participant]:
+    participant = enrollment_service().enroll(body)
+    logger.info("participant enrolled", extra={"participant_id": participant.id})
+    return _json(201, participant)
+
+
+@app.get("/conversation/participants", summary="List participants, oldest first")
+def list_participants(
+    status: Annotated[ParticipantStatus | None, Query(description="Only participants with this status")] = None,
+    limit: Limit = 25,
+    next_token: NextToken = None,
+) -> ParticipantPage:
+    page = enrollment_service().list(status=status, limit=limit, next_token=next_token)
+    return ParticipantPage(items=list(page.items), next_token=page.next_token)
+
+
+@app.get("/conversation/participants/<id>", summary="Get a participant")
+def get_participant(id: ParticipantId) -> Participant:
+    return enrollment_service().get(id)
+
+
+@app.put(
+    "/conversation/participants/<id>",
+    summary="Update a participant",
+    description="Only the fields present change. status: active, paused, completed or withdrawn.",
+)
+def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Body()]) -> Participant:
+    participant = enrollment_service().update(id, body)
+    logger.info("participant updated", extra={"participant_id": id, "fields": sorted(body.model_fields_set)})
+    return participant
+
+
+@app.delete(
+    "/conversation/participants/<id>",
+    summary="Delete a participant and every item of theirs",
+    responses={204: {"description": "Deleted"}},
+)
+def delete_participant(id: ParticipantId) -> Response[None]:
+    enrollment_service().delete(id)
+    logger.info("participant deleted", extra={"participant_id": id})
+    return Response(status_code=204, content_type=None, body=None)
+
+
+@app.post(
+    "/conversation/participants/<id>/reset",
+    summary="Put the conversation back to intake",
+    description="Clears the habit profile and the coach's working history; the transcript is kept.",
+)
+def reset_participant(id: ParticipantId) -> ConversationView:
+    return enrollment_service().reset(id)
+
+
+@app.get("/conversation/participants/<id>/messages", summary="The participant's transcript, oldest first")
+def list_messages(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> MessagePage:
+    page = enrollment_service().transcript(id, limit=limit, next_token=next_token)
+    return MessagePage(items=list(page.items), next_token=page.next_token)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of this API, also committed as docs/openapi.json."""
+    schema = app.get_openapi_json_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="Enroll and manage the participants of an SMS Habit Coach study. Every route needs x-api-key.",
+        servers=[Server(url="/")],
+        security_schemes={"api_key": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security=[{"api_key": []}],
+    )
+    document: dict[str, Any] = json.loads(schema)
+    return document
+
+
+@app.get("/conversation/openapi.json", include_in_schema=False)
+def get_openapi_document() -> dict[str, Any]:
+    return openapi_document()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rejected = guard_json_request(event, enrollment_settings().max_body_bytes)
+    return rejected or app.resolve(event, context)

@@ -1,0 +1,201 @@
+"""In-memory adapters with the same behaviour as the real ones: for unit tests and `make chat`.
+
+The store contract tests (tests/integration/test_store_contract.py) run against this store and the
+DynamoDB one alike, so the fake cannot drift from the real thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
+from coach.domain.flow import FlowState
+from coach.domain.message import Message, ResearchEvent
+from coach.domain.participant import Participant, ParticipantStatus
+from coach.domain.work import ConversationWork
+from coach.ports import Page
+
+T = TypeVar("T")
+
+
+@dataclass
+class InMemoryParticipantStore:
+    """Implements coach.ports.ParticipantStore in dictionaries, guarded by one lock."""
+
+    participants: dict[str, Participant] = field(default_factory=dict)
+    phones: dict[str, str] = field(default_factory=dict)
+    flows: dict[str, FlowState] = field(default_factory=dict)
+    messages: dict[str, dict[str, Message]] = field(default_factory=dict)
+    events: dict[str, list[ResearchEvent]] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def create_participant(
+        self, participant: Participant, flow: FlowState, events: Sequence[ResearchEvent] = ()
+    ) -> None:
+        with self._lock:
+            if participant.phone_number in self.phones:
+                raise PhoneNumberTaken(participant.phone_number)
+            if participant.id in self.participants:
+                raise Conflict(f"participant {participant.id} exists already")
+            self.participants[participant.id] = participant
+            self.phones[participant.phone_number] = participant.id
+            self.flows[participant.id] = flow
+            self.events.setdefault(participant.id, []).extend(events)
+
+    def get_participant(self, participant_id: str) -> Participant:
+        with self._lock:
+            if participant_id not in self.participants:
+                raise NotFound(f"participant {participant_id} not found")
+            return self.participants[participant_id]
+
+    def participant_id_for_phone(self, phone_number: str) -> str | None:
+        with self._lock:
+            return self.phones.get(phone_number)
+
+    def list_participants(
+        self, *, status: ParticipantStatus | None, limit: int, next_token: str | None
+    ) -> Page[Participant]:
+        with self._lock:
+            ordered = sorted(self.participants.values(), key=_participant_order)
+            chosen = [p for p in ordered if status is None or p.status == status]
+            return _page(chosen, _participant_order, limit, next_token, "participants")
+
+    def update_participant(
+        self,
+        participant: Participant,
+        *,
+        previous_phone: str | None = None,
+        flow: FlowState | None = None,
+        events: Sequence[ResearchEvent] = (),
+    ) -> Participant:
+        with self._lock:
+            current = self.get_participant(participant.id)
+            if current.version != participant.version:
+                raise Conflict(f"participant {participant.id} changed since it was read")
+            moves_phone = previous_phone is not None and previous_phone != participant.phone_number
+            if moves_phone and self.phones.get(previous_phone or "") != participant.id:
+                raise Conflict(f"participant {participant.id} changed since it was read")
+            if moves_phone and participant.phone_number in self.phones:
+                raise PhoneNumberTaken(participant.phone_number)
+            if flow is not None and self.flows[participant.id].version != flow.version:
+                raise Conflict(f"flow state of participant {participant.id} changed since it was read")
+            stored = participant.model_copy(update={"version": participant.version + 1})
+            self.participants[participant.id] = stored
+            if moves_phone:
+                del self.phones[previous_phone or ""]
+                self.phones[participant.phone_number] = participant.id
+            if flow is not None:
+                self.flows[participant.id] = flow.model_copy(update={"version": flow.version + 1})
+            self.events.setdefault(participant.id, []).extend(events)
+            return stored
+
+    def delete_participant(self, participant_id: str) -> None:
+        with self._lock:
+            participant = self.get_participant(participant_id)
+            del self.participants[participant_id]
+            self.phones.pop(participant.phone_number, None)
+            self.flows.pop(participant_id, None)
+            self.messages.pop(participant_id, None)
+            self.events.pop(participant_id, None)
+
+    def get_flow_state(self, participant_id: str) -> FlowState:
+        with self._lock:
+            if participant_id not in self.flows:
+                raise NotFound(f"flow state of participant {participant_id} not found")
+            return self.flows[participant_id]
+
+    def save_flow_state(self, flow: FlowState, events: Sequence[ResearchEvent] = ()) -> FlowState:
+        with self._lock:
+            current = self.flows.get(flow.participant_id)
+            if current is None or current.version != flow.version:
+                raise Conflict(f"flow state of participant {flow.participant_id} changed since it was read")
+            stored = flow.model_copy(update={"version": flow.version + 1})
+            self.flows[flow.participant_id] = stored
+            self.events.setdefault(flow.participant_id, []).extend(events)
+            return stored
+
+    def put_message(self, message: Message) -> bool:
+        with self._lock:
+            transcript = self.messages.setdefault(message.participant_id, {})
+            if message.message_id in transcript:
+                return False
+            transcript[message.message_id] = message
+            return True
+
+    def list_messages(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[Message]:
+        with self._lock:
+            ordered = sorted(self.messages.get(participant_id, {}).values(), key=_message_order)
+            return _page(ordered, _message_order, limit, next_token, f"messages:{participant_id}")
+
+    def list_events(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[ResearchEvent]:
+        with self._lock:
+            ordered = sorted(self.events.get(participant_id, []), key=lambda e: e.at)
+            indexed = list(enumerate(ordered))
+            page = _page(
+                indexed, lambda pair: str(pair[0]).zfill(12), limit, next_token, f"events:{participant_id}"
+            )
+            return Page([event for _, event in page.items], page.next_token)
+
+
+def _participant_order(participant: Participant) -> str:
+    return f"{participant.created_at.astimezone(UTC).isoformat()}#{participant.id}"
+
+
+def _message_order(message: Message) -> str:
+    return f"{message.at.astimezone(UTC).isoformat()}#{message.message_id}"
+
+
+def _page(
+    items: list[T], sort_key: Callable[[T], str], limit: int, next_token: str | None, scope: str
+) -> Page[T]:
+    """One page of `items` (already in order) after the token's position, and the next token."""
+    after: str | None = None
+    if next_token:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(next_token + "=" * (-len(next_token) % 4)))
+        except (ValueError, UnicodeError, binascii.Error) as exc:
+            raise InvalidPageToken("next_token is not a token this API issued") from exc
+        if (
+            not isinstance(decoded, dict)
+            or decoded.get("scope") != scope
+            or not isinstance(decoded.get("after"), str)
+        ):
+            raise InvalidPageToken("next_token is not a token this API issued")
+        after = decoded["after"]
+    remaining = [i for i in items if after is None or sort_key(i) > after]
+    chosen = remaining[:limit]
+    if len(remaining) <= limit or not chosen:
+        return Page(chosen)
+    token = json.dumps({"scope": scope, "after": sort_key(chosen[-1])})
+    return Page(chosen, base64.urlsafe_b64encode(token.encode()).decode().rstrip("="))
+
+
+class InMemoryWorkQueue:
+    """Implements coach.ports.WorkQueue: keeps what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[ConversationWork] = []
+
+    def send(self, work: ConversationWork) -> None:
+        self.sent.append(work)
+
+
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        self._now += timedelta(**delta)
+        return self._now

@@ -1,0 +1,137 @@
+"""What every JSON API of ours shares: one error shape, domain errors mapped to statuses, body limits.
+
+Errors are `{"error": "...", "details": [{"field": ..., "message": ...}]}` with a 4xx that fits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from coach.domain.errors import Conflict, InvalidField, InvalidPageToken, NotFound, PhoneNumberTaken
+from coach.observability import logger
+
+
+def error_response(status: HTTPStatus, error: str, details: Sequence[dict[str, Any]] = ()) -> Response[Any]:
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": error, "details": list(details)},
+    )
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_response(exc: RequestValidationError) -> Response[Any]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "The body is not valid JSON",
+            [{"field": "body", "message": "send a JSON object"}],
+        )
+    details = []
+    for e in errors:
+        field = _field_of(e.get("loc", ()))
+        message = str(e.get("msg", "invalid"))
+        if field == "body" and e.get("type") == "missing":
+            message = "a JSON object is required"
+        details.append({"field": field, "message": message})
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "The request is not valid", details)
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Map every domain error to its status. Never by message text: by type."""
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[Any]:
+        return _validation_response(exc)
+
+    @app.exception_handler(InvalidField)
+    def _invalid_field(exc: InvalidField) -> Response[Any]:
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "The request is not valid",
+            [{"field": exc.field, "message": exc.message}],
+        )
+
+    @app.exception_handler(InvalidPageToken)
+    def _bad_token(exc: InvalidPageToken) -> Response[Any]:
+        return error_response(
+            HTTPStatus.BAD_REQUEST, str(exc), [{"field": "next_token", "message": str(exc)}]
+        )
+
+    @app.exception_handler(NotFound)
+    def _not_found(exc: NotFound) -> Response[Any]:
+        return error_response(HTTPStatus.NOT_FOUND, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    def _no_route(exc: NotFoundError) -> Response[Any]:
+        return error_response(HTTPStatus.NOT_FOUND, "No such route")
+
+    @app.exception_handler(PhoneNumberTaken)
+    def _phone_taken(exc: PhoneNumberTaken) -> Response[Any]:
+        return error_response(
+            HTTPStatus.CONFLICT,
+            "This phone number is already enrolled",
+            [
+                {
+                    "field": "phone_number",
+                    "message": "already enrolled; update or delete that participant first",
+                }
+            ],
+        )
+
+    @app.exception_handler(Conflict)
+    def _conflict(exc: Conflict) -> Response[Any]:
+        return error_response(HTTPStatus.CONFLICT, f"{exc}; try again")
+
+
+def _header_names(headers: dict[str, Any] | None, name: str) -> list[str]:
+    return [h for h in (headers or {}) if h.lower() == name]
+
+
+def guard_json_request(event: dict[str, Any], max_body_bytes: int) -> dict[str, Any] | None:
+    """Check an API Gateway event before routing; return an error response for API Gateway, or None.
+
+    Bodies are read as JSON whatever Content-Type says (curl -d sends form encoding), and a body
+    larger than `max_body_bytes` is refused with 413 before anything parses it.
+    """
+    body = event.get("body")
+    if not body:
+        return None
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
+    if size > max_body_bytes:
+        return {
+            "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps(
+                {
+                    "error": f"The body is larger than {max_body_bytes} bytes",
+                    "details": [{"field": "body", "message": "send a smaller JSON object"}],
+                }
+            ),
+            "isBase64Encoded": False,
+        }
+    for section in ("headers", "multiValueHeaders"):
+        headers = event.get(section)
+        if headers is None:
+            headers = event[section] = {}
+        for name in _header_names(headers, "content-type"):
+            del headers[name]
+        value = content_types.APPLICATION_JSON
+        headers["Content-Type"] = [value] if section == "multiValueHeaders" else value
+    return None
+
+
+def log_request_failure(exc: Exception) -> None:
+    logger.exception("request failed", extra={"error_type": type(exc).__name__})

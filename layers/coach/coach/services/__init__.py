@@ -1,0 +1,1 @@
+"""Use cases. They depend on coach.ports only, never on an SDK."""

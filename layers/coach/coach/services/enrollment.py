@@ -1,0 +1,221 @@
+"""Researchers' use cases: enroll, inspect, update, reset and delete participants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from coach.domain.errors import Conflict, InvalidField
+from coach.domain.flow import FlowState, SubState
+from coach.domain.message import Message, ResearchEvent
+from coach.domain.participant import (
+    Participant,
+    ParticipantStatus,
+    canonical_phone_number,
+    valid_timezone,
+)
+from coach.domain.work import ConversationWork, WorkKind
+from coach.ports import Clock, Page, ParticipantStore, WorkQueue
+
+PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+TimezoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+UPDATE_ATTEMPTS = 5  # optimistic-locking retries before giving up with 409
+
+
+class EnrollParticipant(BaseModel):
+    """Body of POST /conversation/participants."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"phone_number": "+1 (206) 555-0100", "timezone": "America/Los_Angeles"}]
+        },
+    )
+
+    phone_number: PhoneText = Field(
+        description="Any common format; a number without +country is read in the default region"
+    )
+    name: ShortText | None = None
+    gender: ShortText | None = None
+    ethnicity: ShortText | None = None
+    background: LongText | None = Field(None, description="Free text the coach may use to personalise")
+    timezone: TimezoneText | None = Field(
+        None, description="IANA timezone; the deployment's default when absent"
+    )
+
+
+class UpdateParticipant(BaseModel):
+    """Body of PUT /conversation/participants/{id}: only the fields present change; null clears a text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "paused"}]})
+
+    phone_number: PhoneText | None = None
+    name: ShortText | None = None
+    gender: ShortText | None = None
+    ethnicity: ShortText | None = None
+    background: LongText | None = None
+    timezone: TimezoneText | None = None
+    status: ParticipantStatus | None = None
+
+
+class ConversationView(BaseModel):
+    """Where a participant's conversation stands."""
+
+    participant_id: str
+    current_state: str
+    sub_state: SubState
+    updated_at: datetime
+
+
+_REQUIRED_ON_UPDATE = ("phone_number", "timezone", "status")
+_BACKGROUND_FIELDS = {"name", "gender", "ethnicity", "background", "timezone"}
+
+
+@dataclass
+class EnrollmentService:
+    store: ParticipantStore
+    queue: WorkQueue
+    clock: Clock
+    default_phone_region: str = "US"
+    default_timezone: str = "America/New_York"
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    on_queue_failure: Callable[[str, Exception], None] | None = None
+
+    def enroll(self, command: EnrollParticipant) -> Participant:
+        """Create participant, phone index and intake flow state at once, then queue the greeting."""
+        now = self.clock.now()
+        participant = Participant(
+            id=self.new_id(),
+            phone_number=canonical_phone_number(command.phone_number, self.default_phone_region),
+            name=command.name or None,
+            gender=command.gender or None,
+            ethnicity=command.ethnicity or None,
+            background=command.background or None,
+            timezone=valid_timezone(command.timezone) if command.timezone else self.default_timezone,
+            enrolled_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        flow = FlowState.start(participant.id, participant.background_text(), now)
+        enrolled = ResearchEvent(
+            participant_id=participant.id, kind="enrolled", at=now, data={"timezone": participant.timezone}
+        )
+        self.store.create_participant(participant, flow, [enrolled])
+        self._queue(ConversationWork(kind=WorkKind.ENROLLED, participant_id=participant.id, occurred_at=now))
+        return participant
+
+    def get(self, participant_id: str) -> Participant:
+        return self.store.get_participant(participant_id)
+
+    def list(
+        self, *, status: ParticipantStatus | None, limit: int, next_token: str | None
+    ) -> Page[Participant]:
+        return self.store.list_participants(status=status, limit=limit, next_token=next_token)
+
+    def update(self, participant_id: str, command: UpdateParticipant) -> Participant:
+        """Apply the fields present in `command`; a lost race reloads and applies them again."""
+        changes = command.model_dump(include=command.model_fields_set)
+        for name in _REQUIRED_ON_UPDATE:
+            if name in changes and changes[name] is None:
+                raise InvalidField(name, "cannot be null")
+        if "phone_number" in changes:
+            changes["phone_number"] = canonical_phone_number(
+                changes["phone_number"], self.default_phone_region
+            )
+        if "timezone" in changes:
+            changes["timezone"] = valid_timezone(changes["timezone"])
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                return self._apply(participant_id, changes)
+            except Conflict:
+                if attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def delete(self, participant_id: str) -> None:
+        self.store.delete_participant(participant_id)
+
+    def reset(self, participant_id: str) -> ConversationView:
+        """Conversation back to intake with an empty profile; the transcript stays."""
+        self.store.get_participant(participant_id)
+        for attempt in range(UPDATE_ATTEMPTS):
+            now = self.clock.now()
+            flow = self.store.get_flow_state(participant_id)
+            event = ResearchEvent(
+                participant_id=participant_id,
+                kind="conversation_reset",
+                at=now,
+                data={"from": flow.sub_state},
+            )
+            try:
+                saved = self.store.save_flow_state(flow.reset(now), [event])
+            except Conflict:
+                if attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                continue
+            self._queue(ConversationWork(kind=WorkKind.RESET, participant_id=participant_id, occurred_at=now))
+            return ConversationView(
+                participant_id=participant_id,
+                current_state=saved.current_state,
+                sub_state=saved.sub_state,
+                updated_at=saved.updated_at,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def transcript(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[Message]:
+        self.store.get_participant(participant_id)
+        return self.store.list_messages(participant_id, limit=limit, next_token=next_token)
+
+    def _apply(self, participant_id: str, changes: dict[str, Any]) -> Participant:
+        current = self.store.get_participant(participant_id)
+        changed = {name: value for name, value in changes.items() if getattr(current, name) != value}
+        if not changed:
+            return current
+        now = self.clock.now()
+        updated = current.model_copy(update={**changed, "updated_at": now})
+        events = [
+            ResearchEvent(
+                participant_id=participant_id,
+                kind="participant_updated",
+                at=now,
+                data={"fields": sorted(changed)},  # names only: values may identify the person
+            )
+        ]
+        if "status" in changed:
+            events.append(
+                ResearchEvent(
+                    participant_id=participant_id,
+                    kind="status_changed",
+                    at=now,
+                    data={"from": current.status.value, "to": updated.status.value},
+                )
+            )
+        flow = None
+        if _BACKGROUND_FIELDS & changed.keys():
+            flow = self.store.get_flow_state(participant_id)
+            flow = flow.model_copy(
+                update={"participant_background": updated.background_text(), "updated_at": now}
+            )
+        return self.store.update_participant(
+            updated,
+            previous_phone=current.phone_number if "phone_number" in changed else None,
+            flow=flow,
+            events=events,
+        )
+
+    def _queue(self, work: ConversationWork) -> None:
+        """Queue work for the conversation function. The stored change stands if this fails."""
+        try:
+            self.queue.send(work)
+        except Exception as exc:
+            if self.on_queue_failure is None:
+                raise
+            self.on_queue_failure(work.kind.value, exc)

@@ -1,0 +1,20 @@
+"""Settings every test needs: no real AWS account, region or tracing, whatever the shell has."""
+
+from __future__ import annotations
+
+import os
+
+for name, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "SmsHabitCoach",
+    "POWERTOOLS_SERVICE_NAME": "tests",
+    "POWERTOOLS_DEV": "false",
+}.items():
+    os.environ[name] = value
+os.environ.pop("AWS_ENDPOINT_URL", None)  # a local stack's endpoint must not leak into moto tests
+os.environ.pop("AWS_PROFILE", None)
