@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coach.domain.profile import UserProfile
+from coach.domain.tone import Tone
 
 HISTORY_STORED = 50  # newest messages kept in the flow state; the transcript items are the full record
 HISTORY_SENT_TO_LLM = 30
@@ -37,6 +38,13 @@ class PendingReminder(BaseModel):
     schedule_name: str | None = None
 
 
+class DailySchedule(BaseModel):
+    """The daily nudge schedule the coach asked for: local time HH:MM in an IANA timezone."""
+
+    time: str
+    timezone: str
+
+
 class FlowState(BaseModel):
     """Conversation state. Every write is conditional on `version` (optimistic locking)."""
 
@@ -48,11 +56,17 @@ class FlowState(BaseModel):
     sub_state: SubState = SubState.INTAKE
     participant_background: str = ""
     user_profile: UserProfile = Field(default_factory=UserProfile)
-    tone: dict[str, Any] = Field(default_factory=dict)
+    tone: Tone = Field(default_factory=Tone)
     history: list[HistoryEntry] = Field(default_factory=list)
     last_habit_prompt: str | None = None
     pending_reminder: PendingReminder | None = None
     last_processed_inbound: str | None = None
+    # Where intake stands, so a short answer ("yes", "7am") is read against the question it answers.
+    consent: bool | None = None  # None until asked and answered; False: the person declined, we stay silent
+    intake_question: str | None = None  # the profile field (or "consent") the coach last asked about
+    intake_retries: int = 0  # vague answers to that question so far
+    offered_try_now: bool = False  # the last message offered a 1-minute try right now
+    daily_schedule: DailySchedule | None = None  # what the coach asked the scheduler for, as last requested
     created_at: datetime
     updated_at: datetime
     version: int = 1
