@@ -1,0 +1,494 @@
+"""template.yaml as CloudFormation will see it: transformed offline by samtranslator, then read.
+
+The routes and their API-key rule, least privilege per function, the data resources, the alarms and
+the outputs are asserted on the transformed template, so a change SAM would expand differently from
+what we meant (a stray wildcard, a route without a key) fails here rather than in a deployment.
+"""
+
+from __future__ import annotations
+
+import copy
+import graphlib
+import re
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+
+from infra.template import ROOT, load_template
+
+FUNCTIONS = ("EnrollmentFunction", "WebhookFunction", "ConversationFunction", "PromptGeneratorFunction")
+
+RESEARCHER_ROUTES = {
+    ("/conversation/participants", "POST"),
+    ("/conversation/participants", "GET"),
+    ("/conversation/participants/{id}", "GET"),
+    ("/conversation/participants/{id}", "PUT"),
+    ("/conversation/participants/{id}", "DELETE"),
+    ("/conversation/participants/{id}/reset", "POST"),
+    ("/conversation/participants/{id}/messages", "GET"),
+    ("/conversation/openapi.json", "GET"),
+}
+TWILIO_ROUTES = {("/twilio/sms", "POST"), ("/twilio/status", "POST")}
+
+
+def route_id(route: tuple[str, str]) -> str:
+    return f"{route[1]} {route[0]}"
+
+
+TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+}
+SCHEDULE_ACTIONS = {
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "scheduler:GetSchedule",
+}
+# What each function may do, and to what: service prefix -> the template names its resources use.
+COACH_REACH = {
+    "dynamodb": {"CoachTable"},
+    "secretsmanager": {"TwilioSecretName", "OpenAISecretName"},
+    "scheduler": {"NudgeScheduleGroup"},
+    "iam": {"SchedulerInvokeRole"},
+}
+EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
+    "EnrollmentFunction": {
+        "dynamodb": {"CoachTable"},
+        "sqs": {"InboundQueue"},
+        "scheduler": {"NudgeScheduleGroup"},
+    },
+    "WebhookFunction": {
+        "dynamodb": {"CoachTable"},
+        "sqs": {"InboundQueue"},
+        "secretsmanager": {"TwilioSecretName"},
+    },
+    "ConversationFunction": COACH_REACH,
+    "PromptGeneratorFunction": COACH_REACH,
+}
+EXPECTED_ACTIONS: dict[str, set[str]] = {
+    "EnrollmentFunction": TABLE_ACTIONS | {"sqs:SendMessage", "scheduler:GetSchedule", "scheduler:DeleteSchedule"},
+    "WebhookFunction": TABLE_ACTIONS - {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
+    "ConversationFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},
+    "PromptGeneratorFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},
+}
+
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+XRAY_WRITE = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+
+
+class OfflineManagedPolicies:
+    """Stands in for samtranslator's ManagedPolicyLoader, which would ask IAM over the network."""
+
+    def load(self) -> dict[str, str]:
+        return {arn.rsplit("/", 1)[-1]: arn for arn in (BASIC_EXECUTION, XRAY_WRITE, SQS_POLLER)}
+
+
+def _with_placeholder_code_uris(sam: dict[str, Any]) -> dict[str, Any]:
+    # `sam build` replaces local code paths with S3 locations before the transform; so do we.
+    sam = copy.deepcopy(sam)
+    for resource in sam["Resources"].values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+                properties[key] = f"s3://artifacts/{properties[key].strip('/')}.zip"
+    return sam
+
+
+@pytest.fixture(scope="module")
+def cfn() -> Iterator[dict[str, Any]]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield transform(_with_placeholder_code_uris(load_template()), {}, OfflineManagedPolicies())
+
+
+# --- reading the transformed template ------------------------------------------------------------
+
+
+def resource(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    assert logical_id in cfn["Resources"], f"{logical_id} is missing from the transformed template"
+    found: dict[str, Any] = cfn["Resources"][logical_id]
+    return found
+
+
+def properties(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = resource(cfn, logical_id).get("Properties", {})
+    return found
+
+
+def of_type(cfn: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in cfn["Resources"].items() if res["Type"] == resource_type}
+
+
+def api_operations(cfn: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(path, METHOD) -> the OpenAPI operation SAM wrote into the RestApi body."""
+    body = properties(cfn, "CoachApi")["Body"]
+    return {
+        (path, method.upper()): operation for path, item in body["paths"].items() for method, operation in item.items()
+    }
+
+
+def api_key_scheme(cfn: dict[str, Any]) -> dict[str, Any]:
+    body = properties(cfn, "CoachApi")["Body"]
+    schemes = body.get("components", {}).get("securitySchemes") or body.get("securityDefinitions", {})
+    scheme: dict[str, Any] = schemes["api_key"]
+    return scheme
+
+
+def requires_api_key(operation: dict[str, Any]) -> bool:
+    return {"api_key": []} in operation.get("security", [])
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_of(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
+    role_ref = properties(cfn, function_id)["Role"]
+    return resource(cfn, role_ref["Fn::GetAtt"][0])
+
+
+def inline_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in role["Properties"].get("Policies", [])
+        for statement in as_list(policy["PolicyDocument"]["Statement"])
+    ]
+
+
+def every_policy_statement(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of every identity policy in the stack, with the resource that holds it."""
+    for name, res in cfn["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::IAM::Role":
+            for statement in inline_statements(res):
+                yield name, statement
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for statement in as_list(props["PolicyDocument"]["Statement"]):
+                yield name, statement
+
+
+_SUB_NAME = re.compile(r"\$\{(?!!)([A-Za-z0-9:]+)(?:\.[A-Za-z0-9.]+)?\}")
+
+
+def referenced_names(value: Any) -> set[str]:
+    """Logical ids and parameters a value points at through Ref, GetAtt or Sub (pseudo params left out)."""
+    names: set[str] = set()
+    if isinstance(value, dict):
+        if "Ref" in value:
+            names.add(value["Ref"])
+        elif "Fn::GetAtt" in value:
+            names.add(as_list(value["Fn::GetAtt"])[0].split(".")[0])
+        elif "Fn::Sub" in value:
+            template, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            names |= set(_SUB_NAME.findall(template)) - set(variables)
+            names |= referenced_names(list(variables.values()))
+        else:
+            for item in value.values():
+                names |= referenced_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            names |= referenced_names(item)
+    return {name for name in names if not name.startswith("AWS::")}
+
+
+def reach(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Service prefix -> the template names the statements granting that service's actions point at."""
+    by_service: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            by_service.setdefault(action.split(":")[0], set()).update(referenced_names(statement["Resource"]))
+    return by_service
+
+
+def actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {action for statement in statements for action in as_list(statement["Action"])}
+
+
+def env_of(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
+    variables: dict[str, Any] = properties(cfn, function_id)["Environment"]["Variables"]
+    return variables
+
+
+def alarms_on(cfn: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
+        for alarm in of_type(cfn, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["MetricName"] == metric
+    ]
+
+
+# --- the API --------------------------------------------------------------------------------------
+
+
+def test_the_api_has_exactly_the_researcher_and_twilio_routes(cfn: dict[str, Any]) -> None:
+    # When SAM expands the function events into the REST API
+    routes = set(api_operations(cfn))
+    # Then every route is there, and no other
+    assert routes == RESEARCHER_ROUTES | TWILIO_ROUTES
+
+
+@pytest.mark.parametrize("route", sorted(RESEARCHER_ROUTES), ids=route_id)
+def test_researcher_routes_require_the_api_key_header(cfn: dict[str, Any], route: tuple[str, str]) -> None:
+    assert api_key_scheme(cfn) == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    assert requires_api_key(api_operations(cfn)[route]), f"{route} is reachable without an API key"
+
+
+@pytest.mark.parametrize("route", sorted(TWILIO_ROUTES), ids=route_id)
+def test_twilio_routes_need_no_api_key(cfn: dict[str, Any], route: tuple[str, str]) -> None:
+    # Twilio cannot send a key; the webhook checks X-Twilio-Signature instead.
+    assert api_operations(cfn)[route].get("security", []) == []
+
+
+def test_routes_reach_the_function_that_serves_them(cfn: dict[str, Any]) -> None:
+    for (path, method), operation in api_operations(cfn).items():
+        target = referenced_names(operation["x-amazon-apigateway-integration"]["uri"])
+        expected = "WebhookFunction" if path.startswith("/twilio/") else "EnrollmentFunction"
+        assert target == {expected}, f"{method} {path} goes to {target}"
+
+
+def test_a_usage_plan_ties_an_api_key_to_the_deployed_stage(cfn: dict[str, Any]) -> None:
+    plan = properties(cfn, "CoachApiUsagePlan")
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "CoachApi"}, "Stage": {"Ref": "CoachApiStage"}}]
+    assert resource(cfn, "CoachApiApiKey")["Type"] == "AWS::ApiGateway::ApiKey"
+    assert properties(cfn, "CoachApiUsagePlanKey")["KeyId"] == {"Ref": "CoachApiApiKey"}
+    assert properties(cfn, "CoachApiUsagePlanKey")["UsagePlanId"] == {"Ref": "CoachApiUsagePlan"}
+
+
+def test_only_the_configured_stage_is_deployed(cfn: dict[str, Any]) -> None:
+    # Without OpenApiVersion SAM also deploys a stage named "Stage", outside the usage plan.
+    for deployment in of_type(cfn, "AWS::ApiGateway::Deployment").values():
+        assert "StageName" not in deployment["Properties"]
+    assert [stage["Properties"]["StageName"] for stage in of_type(cfn, "AWS::ApiGateway::Stage").values()] == [
+        {"Ref": "Stage"}
+    ]
+
+
+# --- least privilege ------------------------------------------------------------------------------
+
+
+def test_no_policy_statement_grants_every_action_of_a_service(cfn: dict[str, Any]) -> None:
+    wildcards = [
+        (holder, action)
+        for holder, statement in every_policy_statement(cfn)
+        for action in as_list(statement.get("Action", []))
+        if action == "*" or action.endswith(":*")
+    ]
+    assert wildcards == []
+
+
+def test_no_inline_policy_statement_applies_to_every_resource(cfn: dict[str, Any]) -> None:
+    unbounded = [holder for holder, statement in every_policy_statement(cfn) if "*" in as_list(statement["Resource"])]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_each_function_reaches_only_its_own_resources(cfn: dict[str, Any], function_id: str) -> None:
+    # Given the statements SAM put in the function's role
+    statements = inline_statements(role_of(cfn, function_id))
+    # Then each service's actions point only at the resources this function uses
+    assert reach(statements) == EXPECTED_REACH[function_id]
+    # And only the actions it needs are granted
+    assert actions(statements) == EXPECTED_ACTIONS[function_id]
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_table_access_covers_the_table_and_its_indexes_only(cfn: dict[str, Any], function_id: str) -> None:
+    table_statements = [s for s in inline_statements(role_of(cfn, function_id)) if "dynamodb:GetItem" in s["Action"]]
+    assert len(table_statements) == 1
+    assert table_statements[0]["Resource"] == [
+        {"Fn::GetAtt": ["CoachTable", "Arn"]},
+        {"Fn::Sub": "${CoachTable.Arn}/index/*"},
+    ]
+
+
+@pytest.mark.parametrize("function_id", ["ConversationFunction", "PromptGeneratorFunction"])
+def test_the_scheduler_role_can_be_passed_to_scheduler_only(cfn: dict[str, Any], function_id: str) -> None:
+    (pass_role,) = [s for s in inline_statements(role_of(cfn, function_id)) if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_managed_policies_are_only_logs_tracing_and_the_queue_poller(cfn: dict[str, Any], function_id: str) -> None:
+    expected = {BASIC_EXECUTION, XRAY_WRITE} | ({SQS_POLLER} if function_id == "ConversationFunction" else set())
+    assert set(role_of(cfn, function_id)["Properties"]["ManagedPolicyArns"]) == expected
+
+
+def policies_attached_to(cfn: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    """The statements of every AWS::IAM::Policy resource that names the role."""
+    return [
+        statement
+        for policy in of_type(cfn, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    ]
+
+
+def test_the_scheduler_role_is_assumed_by_scheduler_and_invokes_only_the_prompt_generator(
+    cfn: dict[str, Any],
+) -> None:
+    # Given the role EventBridge Scheduler uses to fire the participants' schedules
+    role = resource(cfn, "SchedulerInvokeRole")["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    # Then only Scheduler can assume it
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    # And all it may do is invoke the prompt generator (or a version or alias of it)
+    assert "Policies" not in role
+    assert "ManagedPolicyArns" not in role
+    (invoke,) = policies_attached_to(cfn, "SchedulerInvokeRole")
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"] == [
+        {"Fn::GetAtt": ["PromptGeneratorFunction", "Arn"]},
+        {"Fn::Sub": "${PromptGeneratorFunction.Arn}:*"},
+    ]
+
+
+def test_resources_do_not_depend_on_each_other_in_a_cycle(cfn: dict[str, Any]) -> None:
+    # cfn-lint's E3004 does not see cycles that run through the roles SAM generates; CloudFormation would.
+    resources = cfn["Resources"]
+    graph = {
+        name: (referenced_names(res) | set(as_list(res.get("DependsOn", [])))) & set(resources)
+        for name, res in resources.items()
+    }
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as cycle:
+        pytest.fail(f"circular dependency: {' -> '.join(cycle.args[1])}")
+
+
+# --- functions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_functions_share_runtime_layer_and_observability_settings(cfn: dict[str, Any], function_id: str) -> None:
+    props = properties(cfn, function_id)
+    (layer_id,) = of_type(cfn, "AWS::Lambda::LayerVersion")
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Layers"] == [{"Ref": layer_id}]
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert env_of(cfn, function_id)["POWERTOOLS_SERVICE_NAME"]
+    assert env_of(cfn, function_id)["TABLE_NAME"] == {"Ref": "CoachTable"}
+
+
+def test_scheduling_functions_know_the_group_the_role_and_the_target(cfn: dict[str, Any]) -> None:
+    for function_id in ("ConversationFunction", "PromptGeneratorFunction"):
+        env = env_of(cfn, function_id)
+        assert env["SCHEDULE_GROUP_NAME"] == {"Ref": "NudgeScheduleGroup"}
+        assert env["SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}
+    # The prompt generator targets itself through its Lambda context's invoked_function_arn.
+    assert env_of(cfn, "ConversationFunction")["PROMPT_GENERATOR_ARN"] == {
+        "Fn::GetAtt": ["PromptGeneratorFunction", "Arn"]
+    }
+
+
+def test_the_conversation_function_takes_the_inbound_queue_with_partial_failures(cfn: dict[str, Any]) -> None:
+    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "ConversationFunction"}
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def test_the_table_has_recovery_encryption_ttl_and_gsi1(cfn: dict[str, Any]) -> None:
+    table = properties(cfn, "CoachTable")
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert {"AttributeName": "PK", "KeyType": "HASH"} in table["KeySchema"]
+    (gsi1,) = [index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] == "GSI1"]
+    assert [key["AttributeName"] for key in gsi1["KeySchema"]] == ["GSI1PK", "GSI1SK"]
+
+
+def test_the_inbound_queue_is_fifo_and_redrives_to_a_fifo_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    queue = properties(cfn, "InboundQueue")
+    assert queue["FifoQueue"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["InboundDeadLetterQueue", "Arn"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
+    assert properties(cfn, "InboundDeadLetterQueue")["FifoQueue"] is True
+
+
+def test_the_schedule_group_exists(cfn: dict[str, Any]) -> None:
+    assert resource(cfn, "NudgeScheduleGroup")["Type"] == "AWS::Scheduler::ScheduleGroup"
+
+
+# --- alarms and outputs ---------------------------------------------------------------------------
+
+
+def test_a_message_in_the_dead_letter_queue_raises_an_alarm(cfn: dict[str, Any]) -> None:
+    (alarm,) = alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["InboundDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+
+
+def test_every_function_has_an_errors_alarm(cfn: dict[str, Any]) -> None:
+    watched = {
+        dimension["Value"]["Ref"]
+        for alarm in alarms_on(cfn, "Errors")
+        if (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        for dimension in alarm["Dimensions"]
+        if dimension["Name"] == "FunctionName"
+    }
+    assert watched == set(FUNCTIONS)
+
+
+def test_alarms_notify_the_topic_that_exists_only_with_an_alarm_email(cfn: dict[str, Any]) -> None:
+    assert resource(cfn, "AlarmTopic")["Condition"] == "HasAlarmEmail"
+    assert resource(cfn, "AlarmEmailSubscription")["Condition"] == "HasAlarmEmail"
+    assert cfn["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    for name, alarm in of_type(cfn, "AWS::CloudWatch::Alarm").items():
+        assert alarm["Properties"]["AlarmActions"] == {
+            "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+        }, name
+
+
+def test_outputs_give_the_urls_the_key_and_the_resource_names(cfn: dict[str, Any]) -> None:
+    outputs = cfn["Outputs"]
+    assert {
+        "ApiBaseUrl",
+        "TwilioWebhookUrl",
+        "TwilioStatusCallbackUrl",
+        "ApiKeyId",
+        "TableName",
+        "InboundQueueUrl",
+        "DeadLetterQueueUrl",
+        "ScheduleGroupName",
+    } <= set(outputs)
+    assert outputs["ApiKeyId"]["Value"] == {"Ref": "CoachApiApiKey"}
+    assert (
+        "get-api-key --api-key ${CoachApiApiKey} --include-value" in outputs["ApiKeyValueCommand"]["Value"]["Fn::Sub"]
+    )
+    assert outputs["TwilioWebhookUrl"]["Value"]["Fn::Sub"].endswith("/${Stage}/twilio/sms")
+    assert outputs["TwilioStatusCallbackUrl"]["Value"]["Fn::Sub"].endswith("/${Stage}/twilio/status")
+
+
+# --- samconfig.toml -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "stage"), [("default", "dev"), ("dev", "dev"), ("prod", "prod")])
+def test_samconfig_deploys_each_environment_to_its_own_stack(env: str, stage: str) -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    deploy = config[env]["deploy"]["parameters"]
+    assert config[env]["global"]["parameters"]["stack_name"] == f"sms-habit-coach-{stage}"
+    assert deploy["parameter_overrides"] == f"Stage={stage}"
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is (stage == "prod")
+    assert config[env]["validate"]["parameters"]["lint"] is True
