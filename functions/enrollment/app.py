@@ -30,7 +30,9 @@ API_VERSION = "1.0.0"
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app)
 
-ParticipantId = Annotated[str, Path(min_length=1, max_length=64, description="The participant's id")]
+ParticipantId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The participant's id")
+]
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page")]
 NextToken = Annotated[str | None, Query(max_length=2048, description="`next_token` of the previous page")]
 

@@ -5,6 +5,8 @@ Errors are `{"error": "...", "details": [{"field": ..., "message": ...}]}` with 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -100,28 +102,59 @@ def _header_names(headers: dict[str, Any] | None, name: str) -> list[str]:
     return [h for h in (headers or {}) if h.lower() == name]
 
 
+def _refusal(status: HTTPStatus, error: str, message: str) -> dict[str, Any]:
+    """An error in API Gateway's proxy-response shape, for refusals made before routing."""
+    return {
+        "statusCode": status.value,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": error, "details": [{"field": "body", "message": message}]}),
+        "isBase64Encoded": False,
+    }
+
+
+def _body_text(event: dict[str, Any]) -> str:
+    """The body as text; raises ValueError when it is not UTF-8 (or not base64 when flagged so)."""
+    body: str = event["body"]
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    body.encode("utf-8")  # a lone surrogate cannot be stored anywhere: refuse it here
+    return body
+
+
 def guard_json_request(event: dict[str, Any], max_body_bytes: int) -> dict[str, Any] | None:
     """Check an API Gateway event before routing; return an error response for API Gateway, or None.
 
-    Bodies are read as JSON whatever Content-Type says (curl -d sends form encoding), and a body
-    larger than `max_body_bytes` is refused with 413 before anything parses it.
+    Bodies are read as JSON whatever Content-Type says (curl -d sends form encoding). A body larger
+    than `max_body_bytes`, not UTF-8, or nested too deeply for the JSON parser is refused here, so
+    no input can make a route fail with 500.
     """
-    body = event.get("body")
-    if not body:
+    if not event.get("body"):
         return None
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
-    if size > max_body_bytes:
-        return {
-            "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": json.dumps(
-                {
-                    "error": f"The body is larger than {max_body_bytes} bytes",
-                    "details": [{"field": "body", "message": "send a smaller JSON object"}],
-                }
-            ),
-            "isBase64Encoded": False,
-        }
+    if len(event["body"]) > max_body_bytes * 4 // 3 + 4:
+        return _refusal(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"The body is larger than {max_body_bytes} bytes",
+            "send a smaller JSON object",
+        )
+    try:
+        text = _body_text(event)
+    except (ValueError, UnicodeError, binascii.Error):
+        return _refusal(HTTPStatus.BAD_REQUEST, "The body is not UTF-8 text", "send a JSON object")
+    if len(text.encode("utf-8")) > max_body_bytes:
+        return _refusal(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"The body is larger than {max_body_bytes} bytes",
+            "send a smaller JSON object",
+        )
+    try:
+        # Escaped lone surrogates ("\\ud800") parse but could never be stored: refuse them too.
+        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        return _refusal(HTTPStatus.BAD_REQUEST, "The body is nested too deeply", "send a flat JSON object")
+    except UnicodeError:
+        return _refusal(HTTPStatus.BAD_REQUEST, "The body is not UTF-8 text", "send a JSON object")
+    except ValueError:
+        pass  # the resolver's validation reports invalid JSON in the usual shape
     for section in ("headers", "multiValueHeaders"):
         headers = event.get(section)
         if headers is None:

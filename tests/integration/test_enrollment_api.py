@@ -1,0 +1,371 @@
+"""The enrollment function's real handler on moto, with events shaped as API Gateway sends them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from coach.domain.work import ConversationWork, WorkKind
+from tests.support.api import LambdaContext, api_event, response_json
+from tests.support.aws import Resources, received
+
+ENROLL = {"phone_number": "+1 (206) 555-0100", "timezone": "America/Los_Angeles"}
+
+
+def call(event: dict[str, Any]) -> dict[str, Any]:
+    from functions.enrollment.app import lambda_handler
+
+    response: dict[str, Any] = lambda_handler(event, LambdaContext())
+    return response
+
+
+def enroll(body: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = call(api_event("POST", "/conversation/participants", body=body or ENROLL))
+    assert response["statusCode"] == 201, response["body"]
+    participant: dict[str, Any] = response_json(response)
+    return participant
+
+
+def test_enroll_canonicalises_the_phone_and_starts_intake(aws: Resources) -> None:
+    participant = enroll()
+
+    assert participant["phone_number"] == "+12065550100"
+    assert participant["status"] == "active"
+    assert participant["timezone"] == "America/Los_Angeles"
+    assert participant["id"]
+    assert participant["created_at"] == participant["updated_at"] == participant["enrolled_at"]
+    stored = call(api_event("GET", f"/conversation/participants/{participant['id']}"))
+    assert response_json(stored) == participant
+
+
+def test_enroll_puts_the_enrolled_event_on_the_participants_fifo_group(aws: Resources) -> None:
+    participant = enroll()
+
+    [queued] = received(aws.sqs, aws.queue_url)
+
+    work = ConversationWork.model_validate_json(queued["Body"])
+    assert work.kind is WorkKind.ENROLLED
+    assert work.participant_id == participant["id"]
+    assert queued["Attributes"]["MessageGroupId"] == participant["id"]
+
+
+def test_enroll_without_timezone_takes_the_default(aws: Resources) -> None:
+    participant = enroll({"phone_number": "206-555-0100", "name": "Ada"})
+
+    assert participant["timezone"] == "America/New_York"
+    assert participant["name"] == "Ada"
+
+
+def test_the_same_number_again_is_409_in_any_format(aws: Resources) -> None:
+    enroll()
+
+    again = call(api_event("POST", "/conversation/participants", body={"phone_number": "(206) 555-0100"}))
+
+    assert again["statusCode"] == 409
+    assert response_json(again)["details"][0]["field"] == "phone_number"
+    assert len(received(aws.sqs, aws.queue_url)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phone_number": "12345"}, "phone_number"),
+        ({"phone_number": "not a number"}, "phone_number"),
+        ({"phone_number": "+12065550100", "timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"phone_number": "+12065550100", "timezone": "../../etc/passwd"}, "timezone"),
+        ({"phone_number": "+12065550100", "timezone": ""}, "timezone"),
+        ({"phone_number": 12065550100}, "phone_number"),
+        ({"phone_number": None}, "phone_number"),
+        ({"phone_number": ["+12065550100"]}, "phone_number"),
+        ({"name": "no phone"}, "phone_number"),
+        ({"phone_number": "+12065550100", "name": {"first": "A"}}, "name"),
+        ({"phone_number": "+12065550100", "name": "x" * 500}, "name"),
+        ({"phone_number": "+12065550100", "favourite_colour": "blue"}, "favourite_colour"),
+        ({"phone_number": "+12065550100", "status": "active"}, "status"),
+    ],
+)
+def test_invalid_enrollment_is_422_naming_the_field(aws: Resources, body: dict[str, Any], field: str) -> None:
+    response = call(api_event("POST", "/conversation/participants", body=body))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = response_json(response)
+    assert field in [d["field"] for d in error["details"]]
+    assert error["error"]
+    assert received(aws.sqs, aws.queue_url) == []
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "status"),
+    [
+        (None, 422),
+        ("", 422),
+        ("not json", 400),
+        ("{", 400),
+        ('{"phone_number": "+12065550100",}', 400),
+        ("[]", 422),
+        ("null", 422),
+        ("42", 422),
+        ('"+12065550100"', 422),
+        ("\x00\x01\x02", 400),
+        (json.dumps({"phone_number": "+12065550100", "background": "x" * 20_000}), 413),
+        ("[" * 100_000, 413),
+        ("[" * 10_000, 400),
+        ('{"phone_number": ' + "[" * 5_000 + "]" * 5_000 + "}", 400),
+        ('{"phone_number": "\ud800"}', 400),
+        ('{"phone_number": "+12065550100", "name": "\\ud800"}', 400),
+        ('{"phone_number": "+12065550100", "phone_number": 5}', 422),
+        ('{"phone_number": 1e999999}', 422),
+    ],
+)
+def test_no_body_makes_it_crash(aws: Resources, raw_body: str | None, status: int) -> None:
+    event = api_event("POST", "/conversation/participants")
+    event["body"] = raw_body
+
+    response = call(event)
+
+    assert response["statusCode"] == status, response["body"]
+    assert set(response_json(response)) == {"error", "details"}
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_json_body_is_read_as_json_whatever_the_content_type(aws: Resources, content_type: str | None) -> None:
+    event = api_event("POST", "/conversation/participants", body=ENROLL)
+    for section in ("headers", "multiValueHeaders"):
+        del event[section]["Content-Type"]
+    if content_type:
+        event["headers"]["content-type"] = content_type
+
+    assert call(event)["statusCode"] == 201
+
+
+def test_a_base64_body_is_decoded(aws: Resources) -> None:
+    import base64
+
+    event = api_event("POST", "/conversation/participants")
+    event["body"] = base64.b64encode(json.dumps(ENROLL).encode()).decode()
+    event["isBase64Encoded"] = True
+
+    assert call(event)["statusCode"] == 201
+
+
+def test_list_pages_and_filters_by_status(aws: Resources) -> None:
+    ids = [enroll({"phone_number": f"+1206555{n:04d}"})["id"] for n in range(5)]
+    call(api_event("PUT", f"/conversation/participants/{ids[1]}", body={"status": "paused"}))
+
+    first = response_json(call(api_event("GET", "/conversation/participants", query={"limit": "2"})))
+    rest = response_json(
+        call(api_event("GET", "/conversation/participants", query={"limit": "10", "next_token": first["next_token"]}))
+    )
+    paused = response_json(call(api_event("GET", "/conversation/participants", query={"status": "paused"})))
+
+    assert [p["id"] for p in first["items"]] + [p["id"] for p in rest["items"]] == ids
+    assert rest["next_token"] is None
+    assert [p["id"] for p in paused["items"]] == [ids[1]]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"status": "sleeping"}, "status"),
+        ({"next_token": "forged"}, "next_token"),
+        ({"next_token": "x" * 5000}, "next_token"),
+    ],
+)
+def test_bad_list_queries_are_4xx_naming_the_parameter(aws: Resources, query: dict[str, str], field: str) -> None:
+    response = call(api_event("GET", "/conversation/participants", query=query))
+
+    assert response["statusCode"] in (400, 422), response["body"]
+    assert field in [d["field"] for d in response_json(response)["details"]]
+
+
+def test_update_changes_only_the_fields_given_and_records_the_status_change(aws: Resources) -> None:
+    participant = enroll({**ENROLL, "name": "Ada", "background": "night shifts"})
+
+    response = call(
+        api_event("PUT", f"/conversation/participants/{participant['id']}", body={"status": "paused", "name": "Ada L."})
+    )
+
+    updated = response_json(response)
+    assert response["statusCode"] == 200
+    assert updated["status"] == "paused"
+    assert updated["name"] == "Ada L."
+    assert updated["background"] == "night shifts"
+    assert updated["version"] == participant["version"] + 1
+    assert updated["updated_at"] >= participant["updated_at"]
+
+    from coach.bootstrap import enrollment_service
+
+    store = enrollment_service().store
+    kinds = [e.kind for e in store.list_events(participant["id"], limit=10, next_token=None).items]
+    assert kinds == ["enrolled", "participant_updated", "status_changed"]
+    assert "Ada L." in store.get_flow_state(participant["id"]).participant_background
+
+
+def test_update_to_a_taken_number_is_409_and_changes_nothing(aws: Resources) -> None:
+    a = enroll()
+    enroll({"phone_number": "+12065550101"})
+
+    response = call(api_event("PUT", f"/conversation/participants/{a['id']}", body={"phone_number": "+12065550101"}))
+
+    assert response["statusCode"] == 409
+    assert response_json(call(api_event("GET", f"/conversation/participants/{a['id']}")))["phone_number"] == (
+        "+12065550100"
+    )
+
+
+def test_update_to_a_new_number_frees_the_old_one(aws: Resources) -> None:
+    a = enroll()
+
+    moved = call(api_event("PUT", f"/conversation/participants/{a['id']}", body={"phone_number": "+1 206 555 0199"}))
+
+    assert response_json(moved)["phone_number"] == "+12065550199"
+    assert enroll()["phone_number"] == "+12065550100"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"status": "deleted"}, 422, "status"),
+        ({"status": None}, 422, "status"),
+        ({"phone_number": None}, 422, "phone_number"),
+        ({"phone_number": "555"}, 422, "phone_number"),
+        ({"timezone": "Nowhere/Land"}, 422, "timezone"),
+        ({"id": "other"}, 422, "id"),
+        ({"version": 99}, 422, "version"),
+    ],
+)
+def test_invalid_updates_are_4xx_and_change_nothing(
+    aws: Resources, body: dict[str, Any], status: int, field: str
+) -> None:
+    participant = enroll()
+
+    response = call(api_event("PUT", f"/conversation/participants/{participant['id']}", body=body))
+
+    assert response["statusCode"] == status, response["body"]
+    assert field in [d["field"] for d in response_json(response)["details"]]
+    assert response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}"))) == participant
+
+
+def test_unknown_participant_is_404_on_every_route(aws: Resources) -> None:
+    for method, path, body in [
+        ("GET", "/conversation/participants/nobody", None),
+        ("PUT", "/conversation/participants/nobody", {"status": "paused"}),
+        ("DELETE", "/conversation/participants/nobody", None),
+        ("POST", "/conversation/participants/nobody/reset", None),
+        ("GET", "/conversation/participants/nobody/messages", None),
+    ]:
+        response = call(api_event(method, path, body=body))
+        assert response["statusCode"] == 404, (method, path, response["body"])
+        assert "nobody" in response_json(response)["error"]
+
+
+@pytest.mark.parametrize("participant_id", ["x" * 5000, "a b", "\ud800", "../etc", "%00"])
+def test_an_absurd_id_is_4xx_not_a_dynamodb_error(aws: Resources, participant_id: str) -> None:
+    event = api_event("GET", "/conversation/participants/placeholder")
+    event["pathParameters"] = {"id": participant_id}
+    event["path"] = f"/conversation/participants/{participant_id}"
+
+    response = call(event)
+
+    assert response["statusCode"] in (404, 422)  # 404: no route matches such a path at all
+    assert set(response_json(response)) == {"error", "details"}
+
+
+def test_delete_removes_everything_and_the_number_can_enroll_again(aws: Resources) -> None:
+    participant = enroll()
+
+    deleted = call(api_event("DELETE", f"/conversation/participants/{participant['id']}"))
+
+    assert deleted["statusCode"] == 204
+    assert not deleted.get("body")
+    assert call(api_event("GET", f"/conversation/participants/{participant['id']}"))["statusCode"] == 404
+    assert aws.dynamodb.scan(TableName=aws.table_name)["Items"] == []
+    assert enroll()["id"] != participant["id"]
+
+
+def test_reset_returns_to_intake_keeps_the_transcript_and_queues_the_reset(aws: Resources) -> None:
+    from coach.bootstrap import enrollment_service
+    from coach.domain.flow import SubState
+    from coach.domain.message import Direction, Message
+
+    participant = enroll()
+    store = enrollment_service().store
+    flow = store.get_flow_state(participant["id"])
+    store.save_flow_state(flow.model_copy(update={"sub_state": SubState.FEEDBACK, "last_habit_prompt": "walk"}))
+    store.put_message(
+        Message(
+            participant_id=participant["id"],
+            message_id="SM1",
+            direction=Direction.INBOUND,
+            body="hi",
+            at=flow.created_at,
+        )
+    )
+
+    response = call(api_event("POST", f"/conversation/participants/{participant['id']}/reset"))
+
+    assert response["statusCode"] == 200
+    assert response_json(response)["sub_state"] == "INTAKE"
+    after = store.get_flow_state(participant["id"])
+    assert after.sub_state is SubState.INTAKE
+    assert after.last_habit_prompt is None
+    assert after.participant_background == flow.participant_background
+    transcript = response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}/messages")))
+    assert [m["body"] for m in transcript["items"]] == ["hi"]
+    kinds = [ConversationWork.model_validate_json(m["Body"]).kind for m in received(aws.sqs, aws.queue_url)]
+    assert kinds == [WorkKind.ENROLLED, WorkKind.RESET]
+
+
+def test_transcript_pages_oldest_first(aws: Resources) -> None:
+    from datetime import timedelta
+
+    from coach.bootstrap import enrollment_service
+    from coach.domain.message import Direction, Message
+
+    participant = enroll()
+    store = enrollment_service().store
+    start = store.get_flow_state(participant["id"]).created_at
+    for n in range(5):
+        store.put_message(
+            Message(
+                participant_id=participant["id"],
+                message_id=f"SM{n}",
+                direction=Direction.INBOUND if n % 2 else Direction.OUTBOUND,
+                body=f"m{n}",
+                at=start + timedelta(seconds=n),
+            )
+        )
+    path = f"/conversation/participants/{participant['id']}/messages"
+
+    first = response_json(call(api_event("GET", path, query={"limit": "3"})))
+    rest = response_json(call(api_event("GET", path, query={"limit": "3", "next_token": first["next_token"]})))
+
+    assert [m["body"] for m in first["items"]] == ["m0", "m1", "m2"]
+    assert [m["body"] for m in rest["items"]] == ["m3", "m4"]
+    assert rest["next_token"] is None
+    assert first["items"][0]["direction"] == "outbound"
+
+
+def test_the_api_serves_its_openapi_document(aws: Resources) -> None:
+    response = call(api_event("GET", "/conversation/openapi.json"))
+
+    document = response_json(response)
+    assert response["statusCode"] == 200
+    assert "/conversation/participants/{id}" in document["paths"]
+    assert document["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
+
+
+def test_a_queue_failure_keeps_the_participant_and_answers_201(aws: Resources) -> None:
+    aws.sqs.delete_queue(QueueUrl=aws.queue_url)
+
+    participant = enroll()
+
+    assert (
+        response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}")))["id"]
+        == (participant["id"])
+    )
