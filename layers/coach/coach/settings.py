@@ -52,7 +52,7 @@ class CoachSettings(BaseSettings):
 
 @cache
 def enrollment_settings() -> EnrollmentSettings:
-    return EnrollmentSettings()  # type: ignore[call-arg]  # fields come from the environment
+    return EnrollmentSettings()  # fields come from the environment
 
 
 @cache
