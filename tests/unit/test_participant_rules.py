@@ -1,0 +1,48 @@
+"""Phone numbers, timezones and log masking: the participant rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.domain.errors import InvalidField
+from coach.domain.participant import canonical_phone_number, mask_phone, valid_timezone
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+1 (206) 555-0100", "US", "+12065550100"),
+        ("206-555-0100", "US", "+12065550100"),
+        ("(206) 555 0100", "US", "+12065550100"),
+        ("+44 20 7946 0018", "US", "+442079460018"),
+        ("020 7946 0018", "GB", "+442079460018"),
+    ],
+)
+def test_phone_numbers_become_e164(raw: str, region: str, expected: str) -> None:
+    assert canonical_phone_number(raw, region) == expected
+
+
+@pytest.mark.parametrize("raw", ["12345", "", "phone", "+1 206 555", "+999 1234567", "1" * 40])
+def test_invalid_phone_numbers_name_the_field(raw: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        canonical_phone_number(raw, "US", field="phone_number")
+
+    assert caught.value.field == "phone_number"
+
+
+@pytest.mark.parametrize("name", ["America/New_York", "Asia/Kolkata", "UTC", "Europe/London"])
+def test_iana_timezones_are_accepted(name: str) -> None:
+    assert valid_timezone(name) == name
+
+
+@pytest.mark.parametrize("name", ["EST5EDT ", "Mars/Base", "../../etc/passwd", "", "america/new_york"])
+def test_unknown_timezones_are_refused(name: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        valid_timezone(name)
+
+    assert caught.value.field == "timezone"
+
+
+def test_logs_see_only_the_last_four_digits() -> None:
+    assert mask_phone("+12065550100") == "***0100"
+    assert mask_phone("+1") == "***"
