@@ -1,0 +1,59 @@
+"""What the shell configures about the local stack. The only module of infra.local that reads the
+environment the stack was started with (the stack later *writes* os.environ for the handlers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 3000
+DEFAULT_API_KEY = "local-dev-key"
+DEFAULT_STACK_NAME = "sms-habit-coach-local"
+DEFAULT_REGION = "us-east-1"
+# moto's default account; every ARN the local stack makes up uses it so they all agree.
+ACCOUNT_ID = "123456789012"
+
+
+class ConfigError(ValueError):
+    """The shell asked for something the local stack cannot do (a bad PORT, an empty API_KEY)."""
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    port: int = DEFAULT_PORT  # 0 = any free port (tests); the stack reports the one it got
+    api_key: str = DEFAULT_API_KEY
+    stack_name: str = DEFAULT_STACK_NAME
+    region: str = DEFAULT_REGION
+    # The variables the stack was started with: template parameters read their overrides from here.
+    shell: Mapping[str, str] = field(default_factory=dict)
+    host: str = LOOPBACK
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> LocalConfig:
+        return cls(
+            port=_port(environ.get("PORT", "")),
+            api_key=_api_key(environ.get("API_KEY")),
+            region=environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or DEFAULT_REGION,
+            shell=dict(environ),
+        )
+
+
+def _port(raw: str) -> int:
+    if not raw.strip():
+        return DEFAULT_PORT
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"PORT must be a number, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"PORT must be between 0 and 65535, got {port}")
+    return port
+
+
+def _api_key(raw: str | None) -> str:
+    if raw is None:
+        return DEFAULT_API_KEY
+    if not raw.strip():
+        raise ConfigError("API_KEY is set but empty; unset it for the local default")
+    return raw

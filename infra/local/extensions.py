@@ -1,0 +1,25 @@
+"""The pieces plugged into the local stack besides the API Gateway emulator.
+
+Each extension is a function `(stack: LocalStack) -> None`, called after moto, the resources and
+the handlers' environment are ready and before the gateway serves. It may:
+  - `stack.mount("/2010-04-01", handler)`: serve a path prefix on the same port (a fake Twilio
+    REST API, `/_local/clock`); the handler takes an HttpRequest and returns an HttpResponse;
+  - `stack.add_service(service)`: run something with start()/stop() beside the gateway (a queue
+    pump invoking `stack.functions["ConversationFunction"]`, a scheduler emulator);
+  - `stack.add_banner_line(label, text)`: tell the person at the terminal about it.
+`stack.physical` has every resource's local id (queue URLs, the table name), `stack.environment`
+the variables the handlers see, `stack.endpoint_url` moto's URL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infra.local.stack import Extension
+
+
+def default_extensions() -> list[Extension]:
+    """What `python -m infra.local` runs. Later issues add the queue pump, the scheduler emulator,
+    the fake Twilio API and the virtual clock here."""
+    return []
