@@ -7,6 +7,7 @@ HTTP statuses in coach.http.
 from __future__ import annotations
 
 import json
+from http.client import BAD_REQUEST, CONFLICT, NOT_FOUND, REQUEST_ENTITY_TOO_LARGE, UNPROCESSABLE_ENTITY
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from coach.bootstrap import enrollment_service
 from coach.domain.message import Message
 from coach.domain.participant import Participant, ParticipantStatus
-from coach.http import guard_json_request, register_error_handlers
+from coach.http import error_responses, guard_json_request, register_error_handlers
 from coach.observability import logger, metrics, tracer
 from coach.services.enrollment import ConversationView, EnrollParticipant, UpdateParticipant
 from coach.settings import enrollment_settings
@@ -55,7 +56,10 @@ def _json(status: int, body: BaseModel) -> Response[Any]:
     "/conversation/participants",
     summary="Enroll a participant",
     description="Creates the participant in intake and queues the coach's greeting. 409 when the number is taken.",
-    responses={201: {"description": "Enrolled", "content": {"application/json": {"model": Participant}}}},
+    responses={
+        201: {"description": "Enrolled", "content": {"application/json": {"model": Participant}}},
+        **error_responses(BAD_REQUEST, CONFLICT, REQUEST_ENTITY_TOO_LARGE, UNPROCESSABLE_ENTITY),
+    },
 )
 def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[Participant]:
     participant = enrollment_service().enroll(body)
@@ -63,7 +67,11 @@ def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[P
     return _json(201, participant)
 
 
-@app.get("/conversation/participants", summary="List participants, oldest first")
+@app.get(
+    "/conversation/participants",
+    summary="List participants, oldest first",
+    responses=error_responses(BAD_REQUEST, UNPROCESSABLE_ENTITY),
+)
 def list_participants(
     status: Annotated[ParticipantStatus | None, Query(description="Only participants with this status")] = None,
     limit: Limit = 25,
@@ -73,7 +81,11 @@ def list_participants(
     return ParticipantPage(items=list(page.items), next_token=page.next_token)
 
 
-@app.get("/conversation/participants/<id>", summary="Get a participant")
+@app.get(
+    "/conversation/participants/<id>",
+    summary="Get a participant",
+    responses=error_responses(NOT_FOUND, UNPROCESSABLE_ENTITY),
+)
 def get_participant(id: ParticipantId) -> Participant:
     return enrollment_service().get(id)
 
@@ -82,6 +94,7 @@ def get_participant(id: ParticipantId) -> Participant:
     "/conversation/participants/<id>",
     summary="Update a participant",
     description="Only the fields present change. status: active, paused, completed or withdrawn.",
+    responses=error_responses(BAD_REQUEST, NOT_FOUND, CONFLICT, REQUEST_ENTITY_TOO_LARGE, UNPROCESSABLE_ENTITY),
 )
 def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Body()]) -> Participant:
     participant = enrollment_service().update(id, body)
@@ -92,7 +105,7 @@ def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Bod
 @app.delete(
     "/conversation/participants/<id>",
     summary="Delete a participant and every item of theirs",
-    responses={204: {"description": "Deleted"}},
+    responses={204: {"description": "Deleted"}, **error_responses(NOT_FOUND, CONFLICT, UNPROCESSABLE_ENTITY)},
 )
 def delete_participant(id: ParticipantId) -> Response[None]:
     enrollment_service().delete(id)
@@ -104,12 +117,17 @@ def delete_participant(id: ParticipantId) -> Response[None]:
     "/conversation/participants/<id>/reset",
     summary="Put the conversation back to intake",
     description="Clears the habit profile and the coach's working history; the transcript is kept.",
+    responses=error_responses(NOT_FOUND, CONFLICT, UNPROCESSABLE_ENTITY),
 )
 def reset_participant(id: ParticipantId) -> ConversationView:
     return enrollment_service().reset(id)
 
 
-@app.get("/conversation/participants/<id>/messages", summary="The participant's transcript, oldest first")
+@app.get(
+    "/conversation/participants/<id>/messages",
+    summary="The participant's transcript, oldest first",
+    responses=error_responses(BAD_REQUEST, NOT_FOUND, UNPROCESSABLE_ENTITY),
+)
 def list_messages(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> MessagePage:
     page = enrollment_service().transcript(id, limit=limit, next_token=next_token)
     return MessagePage(items=list(page.items), next_token=page.next_token)

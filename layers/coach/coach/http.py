@@ -15,9 +15,42 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 
 from coach.domain.errors import Conflict, InvalidField, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.observability import logger
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="The body field, query or path parameter to fix; `body` for the whole body")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error this API answers, whatever its status."""
+
+    error: str
+    details: list[ErrorDetail]
+
+
+_ERROR_MEANINGS = {
+    HTTPStatus.BAD_REQUEST: "The body is not JSON or not UTF-8, or next_token was not issued by this API",
+    HTTPStatus.NOT_FOUND: "No such participant",
+    HTTPStatus.CONFLICT: "The phone number is enrolled already, or a concurrent change won",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is too large",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "A field is invalid; details name each one",
+}
+
+
+def error_responses(*statuses: HTTPStatus) -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` entries for the errors a route can answer, all in the ErrorBody shape."""
+    return {
+        status.value: {
+            "description": _ERROR_MEANINGS[status],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
+        }
+        for status in statuses
+    }
 
 
 def error_response(status: HTTPStatus, error: str, details: Sequence[dict[str, Any]] = ()) -> Response[Any]:
@@ -68,9 +101,7 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(InvalidPageToken)
     def _bad_token(exc: InvalidPageToken) -> Response[Any]:
-        return error_response(
-            HTTPStatus.BAD_REQUEST, str(exc), [{"field": "next_token", "message": str(exc)}]
-        )
+        return error_response(HTTPStatus.BAD_REQUEST, str(exc), [{"field": "next_token", "message": str(exc)}])
 
     @app.exception_handler(NotFound)
     def _not_found(exc: NotFound) -> Response[Any]:

@@ -1,0 +1,40 @@
+"""docs/openapi.json is what the API serves: a change to the API without `make openapi` fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "unused-table")
+    monkeypatch.setenv("QUEUE_URL", "unused-queue")
+
+
+def test_committed_openapi_document_is_current() -> None:
+    from functions.enrollment.openapi import render
+
+    assert DOCUMENT.read_text() == render(), "docs/openapi.json is stale: run `make openapi` and commit it"
+
+
+def test_document_describes_every_route_and_the_error_shape() -> None:
+    document = json.loads(DOCUMENT.read_text())
+
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert operations == {
+        ("/conversation/participants", "post"),
+        ("/conversation/participants", "get"),
+        ("/conversation/participants/{id}", "get"),
+        ("/conversation/participants/{id}", "put"),
+        ("/conversation/participants/{id}", "delete"),
+        ("/conversation/participants/{id}/reset", "post"),
+        ("/conversation/participants/{id}/messages", "get"),
+    }
+    create = document["paths"]["/conversation/participants"]["post"]
+    assert create["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert document["security"] == [{"api_key": []}]
