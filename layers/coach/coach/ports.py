@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
@@ -85,3 +86,10 @@ class WorkQueue(Protocol):
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware (UTC)."""
+
+
+class LanguageModel(Protocol):
+    """A chat model with tool calling (the conversation engine's only way out of pure code)."""
+
+    def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> ModelReply:
+        """One answer to the conversation so far. Raises coach.domain.chat.LanguageModelUnavailable."""

@@ -8,6 +8,7 @@ burst of quick texts is one signal, not five.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -131,6 +132,15 @@ def requested_tone_tags(text: str) -> list[str]:
     """Tags a text asks for in so many words ("no emojis please" → ["no_emojis"])."""
     lowered = " ".join(text.lower().split())
     return [tag for tag, phrases in _EXPLICIT_REQUESTS if any(p in lowered for p in phrases)]
+
+
+def without_tone_requests(text: str) -> str:
+    """The text less its tone requests, so "no emojis please" is not read as a "no"."""
+    lowered = " ".join(text.lower().split())
+    for _, phrases in _EXPLICIT_REQUESTS:
+        for phrase in phrases:
+            lowered = lowered.replace(phrase, " ")
+    return re.sub(r"^\W*(?:please|pls|thanks?)\W*$", "", lowered).strip()
 
 
 def implicit_tone_signals(text: str, *, has_emoji: bool) -> dict[str, float]:

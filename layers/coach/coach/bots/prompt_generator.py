@@ -1,0 +1,156 @@
+"""The prompt generator: a personalised 1-minute habit in Fogg's B = MAP form.
+
+"After {anchor}, try {action} — it helps you {motivation}." The anchor is the Prompt, the 1-minute
+action keeps Ability high, and the person's own reason is the Motivation.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from coach.bots.turn import TurnContext
+from coach.domain.profile import UserProfile
+
+REQUIRED_FIELDS = ("habit_domain", "preferred_time", "prompt_anchor")
+TRY_IT = "Let me know when you've tried it!"
+
+HEALTHY_EATING = "healthy eating"
+PHYSICAL_ACTIVITY = "physical activity"
+MENTAL_WELL_BEING = "mental well-being"
+LESS_SCREEN_TIME = "less screen time"
+DOMAINS = (HEALTHY_EATING, PHYSICAL_ACTIVITY, MENTAL_WELL_BEING, LESS_SCREEN_TIME)
+
+_DOMAIN_WORDS = {
+    HEALTHY_EATING: r"eat\w*|food|diet|fruits?|veg\w*|snack\w*|sugar\w*|water|hydrat\w*|cook\w*|meals?|nutrition|"
+    r"breakfast|healthier food",
+    PHYSICAL_ACTIVITY: r"exercis\w*|mov(?:e|ing)|movement|walk\w*|run(?:ning)?|stretch\w*|fitness|fit|active|"
+    r"activity|workouts?|gym|yoga|steps|squats?|physical|sport\w*|push-?ups?",
+    MENTAL_WELL_BEING: r"stress\w*|anxi\w*|calm\w*|meditat\w*|mindful\w*|breath\w*|mental|gratitude|grateful|"
+    r"journal\w*|relax\w*|mood|well-?being|wellness|happier|happy",
+    LESS_SCREEN_TIME: r"screens?|phone|scroll\w*|social media|instagram|tiktok|tv|netflix|youtube|"
+    r"doomscroll\w*|online|internet",
+}
+_ACTIONS = {
+    HEALTHY_EATING: (
+        "drinking a full glass of water",
+        "adding one piece of fruit or veg to your plate",
+        "swapping one sugary drink for water",
+        "taking three slow, mindful bites",
+    ),
+    PHYSICAL_ACTIVITY: (
+        "10 slow squats",
+        "a brisk 1-minute walk",
+        "stretching your arms and back for 60 seconds",
+        "5 wall push-ups",
+        "marching on the spot for a minute",
+    ),
+    MENTAL_WELL_BEING: (
+        "5 slow, deep breaths",
+        "writing down one thing you're grateful for",
+        "sitting quietly for 60 seconds, noticing your breath",
+        "naming 3 things you can see, hear and feel",
+    ),
+    LESS_SCREEN_TIME: (
+        "putting your phone in another room for a minute",
+        "turning your phone face down and taking 3 breaths",
+        "switching off one notification you don't need",
+        "looking out of a window for 60 seconds instead of scrolling",
+    ),
+}
+_VERB_START = re.compile(
+    r"^(?:feel|be|get|have|sleep|stay|reduce|lose|manage|keep|become|focus|think|live|look|play|spend|save|"
+    r"worry|stress|move|enjoy|sleep|eat|breathe|cope|handle|build|start|stop|avoid|improve|care|show|see|"
+    r"relax|calm|wake|lower|gain|boost|increase|work|run|walk)\b",
+    re.IGNORECASE,
+)
+_EASIER = re.compile(r"\b(?:easier|smaller|simpler|shorter)\b", re.IGNORECASE)
+_PRONOUNS = {
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "i'm": "you're",
+    "im": "you're",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "am": "are",
+    "we": "you",
+    "our": "your",
+    "us": "you",
+}
+
+
+@dataclass(frozen=True)
+class HabitPrompt:
+    text: str
+    action: str
+
+
+@dataclass(frozen=True)
+class MissingFields:
+    """The profile cannot carry a prompt yet: intake must ask for these first."""
+
+    fields: tuple[str, ...]
+
+
+def canonical_domain(text: str | None) -> str | None:
+    """One of the four study domains a text speaks of, or None (the person's own habit)."""
+    if not text:
+        return None
+    lowered = text.lower()
+    for domain in DOMAINS:
+        if lowered == domain or re.search(rf"\b(?:{_DOMAIN_WORDS[domain]})\b", lowered):
+            return domain
+    return None
+
+
+def second_person(text: str) -> str:
+    """What the person said of themselves, said back to them: "after my coffee" → "after your coffee"."""
+    return re.sub(r"(?<!\w)[A-Za-z']+(?!\w)", lambda m: _PRONOUNS.get(m.group(0).lower(), m.group(0)), text)
+
+
+def _motivation_clause(motivation: str | None) -> str:
+    if not motivation:
+        return ""
+    reason = second_person(motivation.strip().rstrip(".!"))
+    reason = re.sub(r"^(?:because|so that|so|to|you want to|you'd like to|you need to)\s+", "", reason, flags=re.I)
+    if not reason:
+        return ""
+    return f" — it helps you {reason}" if _VERB_START.match(reason) else f" — for {reason}"
+
+
+def _actions(profile: UserProfile) -> tuple[str, ...]:
+    domain = canonical_domain(profile.habit_domain)
+    if domain is not None:
+        return _ACTIONS[domain]
+    own = second_person((profile.habit_domain or "your habit").strip().rstrip("."))
+    return (f"1 minute of {own}", f"the smallest 1-minute step toward {own}")
+
+
+def generate_habit_prompt(
+    profile: UserProfile, rng: random.Random, previous: str | None = None
+) -> HabitPrompt | MissingFields:
+    """A new MAP prompt, varied from `previous`, or which required fields are still missing."""
+    missing = tuple(f for f in REQUIRED_FIELDS if not getattr(profile, f))
+    if missing:
+        return MissingFields(missing)
+    actions = list(_actions(profile))
+    fresh = [a for a in actions if not previous or a not in previous] or actions
+    easier = bool(profile.last_tweak and _EASIER.search(profile.last_tweak))
+    action = fresh[0] if easier else rng.choice(fresh)
+    anchor = second_person(profile.prompt_anchor or "")
+    anchor = anchor[:1].upper() + anchor[1:]
+    text = f"{anchor}, try {action}{_motivation_clause(profile.motivation)}. {TRY_IT}"
+    return HabitPrompt(text=text, action=action)
+
+
+def deliver_habit_prompt(ctx: TurnContext, prompt: HabitPrompt, *, occasion: str) -> None:
+    """Book-keeping for a prompt that goes out now: the last prompt, the count, a research event."""
+    ctx.flow.last_habit_prompt = prompt.text
+    ctx.profile.total_prompts += 1
+    ctx.profile.last_prompt_sent_at = ctx.now
+    ctx.record("habit_prompt", occasion=occasion, action=prompt.action, prompt=prompt.text)

@@ -1,0 +1,143 @@
+"""One turn of the conversation: what comes in, what goes out, and the working state in between."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from coach.domain.effects import DeleteSchedule, Effect, ScheduleDaily
+from coach.domain.flow import DailySchedule, FlowState, SubState
+from coach.domain.message import ResearchEvent
+from coach.domain.participant import Participant
+from coach.domain.profile import UserProfile
+from coach.domain.times import parse_time
+
+PROFILE_TEXT_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
+PROFILE_FEEDBACK_FIELDS = ("last_barrier", "last_tweak", "last_successful_prompt")
+MAX_PROFILE_VALUE_CHARS = 300
+
+
+class TurnEvent(StrEnum):
+    """Something other than a text that starts a turn."""
+
+    ENROLLED = "enrolled"  # greet and ask for consent
+    RESET = "reset"  # a researcher put the conversation back to intake
+    DAILY_NUDGE = "daily_nudge"  # the daily schedule fired
+    REMINDER = "reminder"  # the follow-up of a nudge nobody answered
+    TRANSITION = "transition"  # a delayed `transition_state` fell due
+
+
+class TurnInput(BaseModel):
+    """The texts a participant sent since the last turn (several quick ones form one turn), or an event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flow: FlowState
+    participant: Participant
+    now: AwareDatetime
+    texts: list[str] = Field(default_factory=list)
+    event: TurnEvent | None = None
+    to_sub_state: SubState | None = None  # for TRANSITION: where the scheduled transition goes
+
+    @model_validator(mode="after")
+    def _texts_or_event(self) -> Self:
+        if bool(self.texts) == (self.event is not None):
+            raise ValueError("a turn has inbound texts or an event, not both and not neither")
+        if self.event is TurnEvent.TRANSITION and self.to_sub_state is None:
+            raise ValueError("a transition turn needs to_sub_state")
+        return self
+
+
+class TurnResult(BaseModel):
+    """The new state (to save, conditional on the old version), the SMS to send and what else to do."""
+
+    flow: FlowState
+    replies: list[str] = Field(default_factory=list)  # already shaped for SMS, in sending order
+    effects: list[Effect] = Field(default_factory=list)
+    events: list[ResearchEvent] = Field(default_factory=list)
+    coach: Literal["llm", "offline", "none"] = "none"  # who answered; "none" when nothing was sent
+
+
+@dataclass
+class TurnContext:
+    """The working copy a turn mutates. Bots and tools change it; the engine turns it into a TurnResult."""
+
+    flow: FlowState
+    participant: Participant
+    now: datetime
+    rng: random.Random
+    effects: list[Effect] = field(default_factory=list)
+    events: list[ResearchEvent] = field(default_factory=list)
+
+    @property
+    def profile(self) -> UserProfile:
+        return self.flow.user_profile
+
+    def clone(self) -> TurnContext:
+        """A copy to try something on (the LLM): adopt it on success, drop it on failure."""
+        return TurnContext(
+            flow=self.flow.model_copy(deep=True),
+            participant=self.participant,
+            now=self.now,
+            rng=random.Random(self.rng.random()),
+            effects=list(self.effects),
+            events=list(self.events),
+        )
+
+    def record(self, kind: str, /, **data: Any) -> None:
+        self.events.append(ResearchEvent(participant_id=self.flow.participant_id, kind=kind, at=self.now, data=data))
+
+    def move_to(self, sub_state: SubState) -> None:
+        if self.flow.sub_state is not sub_state:
+            self.record("sub_state_changed", from_state=self.flow.sub_state.value, to_state=sub_state.value)
+            self.flow.sub_state = sub_state
+
+    def schedule_daily(self, hhmm: str, timezone: str | None = None) -> ScheduleDaily:
+        effect = ScheduleDaily(time=hhmm, timezone=timezone or self.participant.timezone)
+        # One schedule per participant: a later request in the same turn replaces an earlier one.
+        self.effects = [e for e in self.effects if not isinstance(e, ScheduleDaily | DeleteSchedule)]
+        self.effects.append(effect)
+        self.flow.daily_schedule = DailySchedule(time=effect.time, timezone=effect.timezone)
+        return effect
+
+    def delete_schedule(self) -> None:
+        self.effects = [e for e in self.effects if not isinstance(e, ScheduleDaily | DeleteSchedule)]
+        self.effects.append(DeleteSchedule())
+        self.flow.daily_schedule = None
+
+    def update_profile(self, changes: Mapping[str, str | None]) -> list[str]:
+        """Merge field by field: only non-empty values that differ. Returns the names of the fields changed.
+
+        Raises ValueError for a preferred_time that names no time. A new preferred time moves an existing
+        daily schedule along with it.
+        """
+        changed = []
+        for name, raw in changes.items():
+            if name not in PROFILE_TEXT_FIELDS + PROFILE_FEEDBACK_FIELDS or raw is None:
+                continue
+            value = " ".join(str(raw).split())[:MAX_PROFILE_VALUE_CHARS]
+            if not value:
+                continue
+            if name == "preferred_time":
+                parsed = parse_time(value)
+                if parsed is None:
+                    raise ValueError(f"preferred_time: {value[:40]!r} names no time of day; e.g. 07:30 or 'evenings'")
+                value = parsed
+            if getattr(self.profile, name) != value:
+                setattr(self.profile, name, value)
+                changed.append(name)
+        if "preferred_time" in changed and self.flow.daily_schedule is not None and self.profile.preferred_time:
+            self.schedule_daily(self.profile.preferred_time, self.flow.daily_schedule.timezone)
+        return changed
+
+
+def profile_changes(before: UserProfile, after: UserProfile) -> dict[str, dict[str, Any]]:
+    """What a turn changed in the profile, for the `profile_changed` research event."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    return {k: {"from": old[k], "to": new[k]} for k in new if old.get(k) != new[k]}

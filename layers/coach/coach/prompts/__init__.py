@@ -1,0 +1,1 @@
+"""System prompts of the LLM coach, as text files versioned with the code (read with importlib.resources)."""
