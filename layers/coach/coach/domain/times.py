@@ -31,7 +31,7 @@ _ANCHOR = re.compile(
     re.IGNORECASE,
 )
 _ANCHOR_TRAILERS = re.compile(
-    r"(?:\s+(?:instead|please|pls|every\s*day|each\s+day|daily|maybe|i\s+think|i\s+guess|works?|would\s+work|"
+    r"(?:\s+(?:instead|please|pls|every\s*day|each\s+day|daily|maybe|i\s+think|i\s+guess|works|would\s+work|"
     r"is\s+best|is\s+good|would\s+be\s+good|thanks?|thank\s+you))+$",
     re.IGNORECASE,
 )
