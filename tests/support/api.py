@@ -43,7 +43,7 @@ def api_event(
     event["requestContext"].update(
         httpMethod=method,
         resourcePath=resource,
-        path=f"/dev{path}" + (f"?{urlencode(query)}" if query else ""),
+        path=f"/dev{path}" + (f"?{urlencode(query, errors='surrogatepass')}" if query else ""),
         requestId=str(uuid.uuid4()),
     )
     for name, value in (headers or {}).items():
