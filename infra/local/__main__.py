@@ -16,12 +16,12 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 def main() -> int:
     # Blocked before any thread starts, so every thread inherits the mask and the signals wait for
     # sigwait() below: no KeyboardInterrupt lands in the middle of a request or of moto's startup.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        config = LocalConfig.from_environ(os.environ)
-        stack = LocalStack(config)
+        stack = LocalStack(LocalConfig.from_environ(os.environ))
         stack.start()
     except (ConfigError, TemplateError, OSError) as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         print(f"local stack: cannot start: {exc}", file=sys.stderr)
         return 1
     try:

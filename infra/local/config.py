@@ -26,7 +26,7 @@ class LocalConfig:
     stack_name: str = DEFAULT_STACK_NAME
     region: str = DEFAULT_REGION
     # The variables the stack was started with: template parameters read their overrides from here.
-    shell: Mapping[str, str] = field(default_factory=dict)
+    shell_variables: Mapping[str, str] = field(default_factory=dict)
     host: str = LOOPBACK
 
     @classmethod
@@ -35,7 +35,7 @@ class LocalConfig:
             port=_port(environ.get("PORT", "")),
             api_key=_api_key(environ.get("API_KEY")),
             region=environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or DEFAULT_REGION,
-            shell=dict(environ),
+            shell_variables=dict(environ),
         )
 
 

@@ -13,7 +13,6 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Any, TextIO
 
 from infra.local.functions import LocalFunction
@@ -131,7 +130,7 @@ def proxy_event(
             "httpMethod": request.method,
             "extendedRequestId": request_id,
             "requestId": request_id,
-            "requestTime": formatdate(now, usegmt=True),
+            "requestTime": _clf_time(now),
             "requestTimeEpoch": int(now * 1000),
             "path": f"/{context.stage}{request.path}",  # unlike the top-level path, it has the stage
             "stage": context.stage,
@@ -158,6 +157,15 @@ def proxy_event(
         "body": body,
         "isBase64Encoded": is_base64,
     }
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _clf_time(epoch: float) -> str:
+    """$context.requestTime's format, 22/Nov/2026:04:02:33 +0000 (spelled out: %b follows the locale)."""
+    t = time.gmtime(epoch)
+    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
 
 
 def _forwarded_headers(request: HttpRequest) -> list[tuple[str, str]]:

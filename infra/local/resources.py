@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import urllib.request
 from typing import Any
 
 import boto3
@@ -36,6 +37,11 @@ class MotoEndpoint:
         self._running = True
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        # moto keeps its state in module globals that every server (and mock_aws) in this process
+        # shares: start from an empty account, as a fresh `python -m infra.local` does.
+        reset = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=10):
+            pass
         return self.url
 
     def stop(self) -> None:

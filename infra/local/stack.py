@@ -111,7 +111,7 @@ class LocalStack:
         self._gateway = Gateway(config.host, config.port, lambda _: missing_authentication_token(), self._log)
         self.base_url = f"http://{config.host}:{self._gateway.port}"
         local_defaults = {"Stage": "local", "PublicBaseUrl": self.base_url}
-        parameters = parameter_values(self.template, config.shell, local_defaults)
+        parameters = parameter_values(self.template, config.shell_variables, local_defaults)
         naming = Intrinsics.for_stack(
             self.template, parameters, {}, stack_name=config.stack_name, region=config.region, account_id=ACCOUNT_ID
         )
