@@ -73,9 +73,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         started = time.monotonic()
         gateway = self.server.gateway
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True  # the unread body must not be taken for the next request
             self._send(json_response(411, {"message": "Length Required"}))
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(json_response(400, {"message": "Bad Request"}))
+            return
         url = urlsplit(self.path)
         request = HttpRequest(
             method=self.command.upper(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -161,6 +162,15 @@ def test_api_gateway_answers_what_it_answers_itself(stack: LocalStack) -> None:
     status, _, body = call(stack, "GET", "/nowhere")
     assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
     assert call(stack, "HEAD", "/nowhere")[2] == b""
+
+
+def test_requests_without_a_usable_length_are_refused(stack: LocalStack) -> None:
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as conn:
+        conn.sendall(b"POST /twilio/sms HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as conn:
+        conn.sendall(b"POST /twilio/sms HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 411")
 
 
 def test_mounted_routes_come_first_and_may_pass(stack: LocalStack) -> None:
