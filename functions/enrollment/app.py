@@ -7,12 +7,13 @@ HTTP statuses in coach.http.
 from __future__ import annotations
 
 import json
-from http.client import BAD_REQUEST, CONFLICT, NOT_FOUND, REQUEST_ENTITY_TOO_LARGE, UNPROCESSABLE_ENTITY
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseContentModel
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
@@ -57,8 +58,16 @@ def _json(status: int, body: BaseModel) -> Response[Any]:
     summary="Enroll a participant",
     description="Creates the participant in intake and queues the coach's greeting. 409 when the number is taken.",
     responses={
-        201: {"description": "Enrolled", "content": {"application/json": {"model": Participant}}},
-        **error_responses(BAD_REQUEST, CONFLICT, REQUEST_ENTITY_TOO_LARGE, UNPROCESSABLE_ENTITY),
+        201: OpenAPIResponse(
+            description="Enrolled",
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=Participant)},
+        ),
+        **error_responses(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.CONFLICT,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+        ),
     },
 )
 def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[Participant]:
@@ -70,7 +79,7 @@ def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[P
 @app.get(
     "/conversation/participants",
     summary="List participants, oldest first",
-    responses=error_responses(BAD_REQUEST, UNPROCESSABLE_ENTITY),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY),
 )
 def list_participants(
     status: Annotated[ParticipantStatus | None, Query(description="Only participants with this status")] = None,
@@ -84,7 +93,7 @@ def list_participants(
 @app.get(
     "/conversation/participants/<id>",
     summary="Get a participant",
-    responses=error_responses(NOT_FOUND, UNPROCESSABLE_ENTITY),
+    responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
 )
 def get_participant(id: ParticipantId) -> Participant:
     return enrollment_service().get(id)
@@ -94,7 +103,13 @@ def get_participant(id: ParticipantId) -> Participant:
     "/conversation/participants/<id>",
     summary="Update a participant",
     description="Only the fields present change. status: active, paused, completed or withdrawn.",
-    responses=error_responses(BAD_REQUEST, NOT_FOUND, CONFLICT, REQUEST_ENTITY_TOO_LARGE, UNPROCESSABLE_ENTITY),
+    responses=error_responses(
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.CONFLICT,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    ),
 )
 def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Body()]) -> Participant:
     participant = enrollment_service().update(id, body)
@@ -105,7 +120,10 @@ def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Bod
 @app.delete(
     "/conversation/participants/<id>",
     summary="Delete a participant and every item of theirs",
-    responses={204: {"description": "Deleted"}, **error_responses(NOT_FOUND, CONFLICT, UNPROCESSABLE_ENTITY)},
+    responses={
+        204: OpenAPIResponse(description="Deleted"),
+        **error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY),
+    },
 )
 def delete_participant(id: ParticipantId) -> Response[None]:
     enrollment_service().delete(id)
@@ -117,7 +135,7 @@ def delete_participant(id: ParticipantId) -> Response[None]:
     "/conversation/participants/<id>/reset",
     summary="Put the conversation back to intake",
     description="Clears the habit profile and the coach's working history; the transcript is kept.",
-    responses=error_responses(NOT_FOUND, CONFLICT, UNPROCESSABLE_ENTITY),
+    responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY),
 )
 def reset_participant(id: ParticipantId) -> ConversationView:
     return enrollment_service().reset(id)
@@ -126,7 +144,7 @@ def reset_participant(id: ParticipantId) -> ConversationView:
 @app.get(
     "/conversation/participants/<id>/messages",
     summary="The participant's transcript, oldest first",
-    responses=error_responses(BAD_REQUEST, NOT_FOUND, UNPROCESSABLE_ENTITY),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
 )
 def list_messages(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> MessagePage:
     page = enrollment_service().transcript(id, limit=limit, next_token=next_token)

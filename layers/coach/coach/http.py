@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseContentModel
 from pydantic import BaseModel, Field
 
 from coach.domain.errors import Conflict, InvalidField, InvalidPageToken, NotFound, PhoneNumberTaken
@@ -42,13 +43,13 @@ _ERROR_MEANINGS = {
 }
 
 
-def error_responses(*statuses: HTTPStatus) -> dict[int, dict[str, Any]]:
+def error_responses(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:
     """OpenAPI `responses` entries for the errors a route can answer, all in the ErrorBody shape."""
     return {
-        status.value: {
-            "description": _ERROR_MEANINGS[status],
-            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
-        }
+        status.value: OpenAPIResponse(
+            description=_ERROR_MEANINGS[status],
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=ErrorBody)},
+        )
         for status in statuses
     }
 

@@ -35,9 +35,7 @@ class EnrollParticipant(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"phone_number": "+1 (206) 555-0100", "timezone": "America/Los_Angeles"}]
-        },
+        json_schema_extra={"examples": [{"phone_number": "+1 (206) 555-0100", "timezone": "America/Los_Angeles"}]},
     )
 
     phone_number: PhoneText = Field(
@@ -47,9 +45,7 @@ class EnrollParticipant(BaseModel):
     gender: ShortText | None = None
     ethnicity: ShortText | None = None
     background: LongText | None = Field(None, description="Free text the coach may use to personalise")
-    timezone: TimezoneText | None = Field(
-        None, description="IANA timezone; the deployment's default when absent"
-    )
+    timezone: TimezoneText | None = Field(None, description="IANA timezone; the deployment's default when absent")
 
 
 class UpdateParticipant(BaseModel):
@@ -115,9 +111,7 @@ class EnrollmentService:
     def get(self, participant_id: str) -> Participant:
         return self.store.get_participant(participant_id)
 
-    def list(
-        self, *, status: ParticipantStatus | None, limit: int, next_token: str | None
-    ) -> Page[Participant]:
+    def list(self, *, status: ParticipantStatus | None, limit: int, next_token: str | None) -> Page[Participant]:
         return self.store.list_participants(status=status, limit=limit, next_token=next_token)
 
     def update(self, participant_id: str, command: UpdateParticipant) -> Participant:
@@ -127,9 +121,7 @@ class EnrollmentService:
             if name in changes and changes[name] is None:
                 raise InvalidField(name, "cannot be null")
         if "phone_number" in changes:
-            changes["phone_number"] = canonical_phone_number(
-                changes["phone_number"], self.default_phone_region
-            )
+            changes["phone_number"] = canonical_phone_number(changes["phone_number"], self.default_phone_region)
         if "timezone" in changes:
             changes["timezone"] = valid_timezone(changes["timezone"])
         for attempt in range(UPDATE_ATTEMPTS):
@@ -201,9 +193,7 @@ class EnrollmentService:
         flow = None
         if _BACKGROUND_FIELDS & changed.keys():
             flow = self.store.get_flow_state(participant_id)
-            flow = flow.model_copy(
-                update={"participant_background": updated.background_text(), "updated_at": now}
-            )
+            flow = flow.model_copy(update={"participant_background": updated.background_text(), "updated_at": now})
         return self.store.update_participant(
             updated,
             previous_phone=current.phone_number if "phone_number" in changed else None,
