@@ -1,0 +1,274 @@
+"""The LLM path through the real `openai` client, against a scripted OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from coach.adapters.openai_llm import OpenAILanguageModel, language_model
+from coach.bots.llm_coach import MAX_ROUNDS
+from coach.bots.turn import TurnEvent
+from coach.domain.effects import ScheduleDaily
+from coach.domain.flow import SubState
+from coach.settings import CoachSettings
+from tests.unit.bots.conversation import Conversation
+
+HANG = "hang"  # a scripted answer that never comes (until the test ends): the client times out
+
+
+def completion(content: str | None = None, *calls: tuple[str, str]) -> dict[str, Any]:
+    """A chat.completion body: text, and tool calls given as (name, arguments-as-written)."""
+    tool_calls = [
+        {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
+        for i, (name, arguments) in enumerate(calls)
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+@dataclass
+class ScriptedServer:
+    """Answers /v1/chat/completions from a script; the last entry repeats. Records every request body."""
+
+    script: list[Any] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def next_answer(self, body: dict[str, Any]) -> Any:
+        self.requests.append(body)
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def tool_results(self, request: int) -> list[str]:
+        return [m["content"] for m in self.requests[request]["messages"] if m["role"] == "tool"]
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    scripted = ScriptedServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = scripted.next_answer(body)
+            if answer == HANG:
+                scripted.release.wait(timeout=10)
+                return
+            status, payload = answer if isinstance(answer, tuple) else (200, answer)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("retry-after-ms", "1")  # keep the client's retries quick
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    scripted.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield scripted
+    scripted.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def coach_settings(server: ScriptedServer, **changes: Any) -> CoachSettings:
+    values: dict[str, Any] = {
+        "openai_api_key": "sk-test",
+        "openai_base_url": server.url,
+        "openai_model": "scripted-model",
+        "openai_timeout_seconds": 5.0,
+        "openai_max_retries": 0,
+    }
+    values.update(changes)
+    return CoachSettings(**values)
+
+
+def consented_chat(server: ScriptedServer, **settings: Any) -> Conversation:
+    """A participant who said yes to the greeting (consent is always scripted), now in LLM-led intake."""
+    chat = Conversation(llm=OpenAILanguageModel(coach_settings(server, **settings)))
+    chat.event(TurnEvent.ENROLLED)
+    chat.text("yes")
+    return chat
+
+
+def test_multi_round_tool_calls_build_the_profile_and_end_intake(server: ScriptedServer) -> None:
+    # Given a model that saves the profile, then makes the prompt, schedules it and moves on, then talks
+    profile = {
+        "habit_domain": "physical activity",
+        "motivation": "feel more energetic",
+        "preferred_time": "7:30am",
+        "prompt_anchor": "after my morning coffee",
+        "additional_info": "none",
+    }
+    server.script = [
+        completion(None, ("save_user_profile", json.dumps(profile))),
+        completion(
+            None,
+            ("generate_habit_prompt", "{}"),
+            ("scheduler", '{"action": "create", "time": "07:30"}'),
+            ("transition_state", '{"to_sub_state": "FEEDBACK"}'),
+        ),
+        completion("Here's your habit: after your coffee, 10 squats. Want to try it now?"),
+    ]
+    chat = consented_chat(server)
+
+    # When the participant tells everything at once
+    reply = chat.text("Move more, to feel energetic, 7:30am after my morning coffee, nothing else")
+
+    # Then the model's text goes out, and the tools changed the state
+    assert reply == ["Here's your habit: after your coffee, 10 squats. Want to try it now?"]
+    assert chat.last.coach == "llm"
+    assert len(server.requests) == 3
+    assert chat.flow.user_profile.preferred_time == "07:30"
+    assert chat.flow.user_profile.prompt_anchor == "after my morning coffee"
+    assert chat.flow.sub_state is SubState.FEEDBACK
+    assert chat.flow.last_habit_prompt is not None
+    assert chat.last.effects == [ScheduleDaily(time="07:30", timezone="America/New_York")]
+    # the tool results went back to the model, answering each call by id
+    tool_messages = [m for m in server.requests[2]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["call_0", "call_0", "call_1", "call_2"]
+    assert json.loads(tool_messages[0]["content"])["saved"] == list(profile)
+    # the request carried the model, the system prompt and the five generated tool schemas
+    first = server.requests[0]
+    assert first["model"] == "scripted-model"
+    assert first["messages"][0]["role"] == "system"
+    assert "INTAKE" in first["messages"][0]["content"]
+    assert {t["function"]["name"] for t in first["tools"]} == {
+        "save_user_profile",
+        "generate_habit_prompt",
+        "track_feedback",
+        "scheduler",
+        "transition_state",
+    }
+
+
+def test_tool_messages_are_not_stored_in_history(server: ScriptedServer) -> None:
+    server.script = [completion(None, ("save_user_profile", '{"habit_domain": "healthy eating"}')), completion("Why?")]
+    chat = consented_chat(server)
+    before = len(chat.flow.history)
+
+    chat.text("eating better")
+
+    added = chat.flow.history[before:]
+    assert [(h.role, h.content) for h in added] == [("user", "eating better"), ("assistant", "Why?")]
+
+
+def test_a_tool_error_goes_back_to_the_model(server: ScriptedServer) -> None:
+    server.script = [
+        completion(None, ("scheduler", '{"action": "create", "time": "07:30", "timezone": "Mars/Olympus"}')),
+        completion("Which timezone are you in?"),
+    ]
+    chat = consented_chat(server)
+
+    reply = chat.text("schedule me at 7:30")
+
+    assert reply == ["Which timezone are you in?"]
+    [result] = server.tool_results(1)
+    assert "unknown IANA timezone" in json.loads(result)["error"]
+    assert chat.last.effects == []
+
+
+def test_an_unknown_tool_is_a_tool_error(server: ScriptedServer) -> None:
+    server.script = [completion(None, ("launch_rockets", "{}")), completion("Sorry, let's go on.")]
+    chat = consented_chat(server)
+
+    assert chat.text("hi") == ["Sorry, let's go on."]
+    [result] = server.tool_results(1)
+    assert json.loads(result)["error"].startswith("unknown tool 'launch_rockets'")
+
+
+def test_arguments_that_are_not_json_are_a_tool_error(server: ScriptedServer) -> None:
+    server.script = [completion(None, ("save_user_profile", "{habit_domain: eating")), completion("Got it.")]
+    chat = consented_chat(server)
+
+    assert chat.text("eating") == ["Got it."]
+    [result] = server.tool_results(1)
+    assert "not valid JSON" in json.loads(result)["error"]
+    assert chat.flow.user_profile.habit_domain is None
+
+
+def test_a_model_that_calls_tools_forever_gets_the_offline_coach_after_round_10(server: ScriptedServer) -> None:
+    # Given a model that never stops calling tools (and changes the profile on the way)
+    server.script = [completion(None, ("save_user_profile", '{"habit_domain": "a trap"}'))]
+    chat = consented_chat(server)
+
+    # When the participant answers
+    reply = chat.text("healthy eating")
+
+    # Then after 10 rounds the offline coach answers from the state before the LLM turn
+    assert len(server.requests) == MAX_ROUNDS
+    assert chat.last.coach == "offline"
+    assert reply == ["Why does this matter to you right now?"]
+    assert chat.flow.user_profile.habit_domain == "healthy eating"
+    assert [e.data["reason"] for e in chat.last.events if e.kind == "llm_fallback"] == [
+        "no text after 10 rounds of tool calls"
+    ]
+
+
+def test_an_answer_with_neither_text_nor_tools_gets_the_offline_coach(server: ScriptedServer) -> None:
+    server.script = [completion(None)]
+    chat = consented_chat(server)
+
+    assert chat.text("physical activity") == ["Why does this matter to you right now?"]
+    assert chat.last.coach == "offline"
+
+
+def test_a_timeout_gets_the_offline_coach(server: ScriptedServer) -> None:
+    server.script = [HANG]
+    chat = consented_chat(server, openai_timeout_seconds=0.3)
+
+    reply = chat.text("physical activity")
+
+    assert reply == ["Why does this matter to you right now?"]
+    assert chat.last.coach == "offline"
+    assert "APITimeoutError" in next(e for e in chat.last.events if e.kind == "llm_fallback").data["reason"]
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_server_errors_after_the_retries_get_the_offline_coach(server: ScriptedServer, status: int) -> None:
+    server.script = [(status, {"error": {"message": "boom", "type": "server_error"}})]
+    chat = consented_chat(server, openai_max_retries=1)
+
+    reply = chat.text("physical activity")
+
+    assert len(server.requests) == 2  # the first try and one retry
+    assert reply == ["Why does this matter to you right now?"]
+    assert chat.last.coach == "offline"
+
+
+def test_a_daily_nudge_in_llm_mode_asks_the_model_for_the_prompt(server: ScriptedServer) -> None:
+    # Given a participant who finished intake offline
+    chat = Conversation()
+    chat.through_intake()
+    chat.llm = OpenAILanguageModel(coach_settings(server))
+    server.script = [completion(None, ("generate_habit_prompt", "{}")), completion("After your coffee: 10 squats!")]
+
+    assert chat.event(TurnEvent.DAILY_NUDGE) == ["After your coffee: 10 squats!"]
+    assert chat.flow.user_profile.total_prompts == 2
+    assert server.requests[0]["messages"][-1]["content"].startswith("Event: the daily nudge is due.")
+
+
+def test_no_key_and_no_base_url_means_the_offline_coach() -> None:
+    assert language_model(CoachSettings(openai_api_key=None, openai_base_url=None)) is None
+    assert isinstance(language_model(CoachSettings(openai_api_key="sk-x")), OpenAILanguageModel)
