@@ -11,10 +11,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test check lint typecheck cfn-lint validate openapi coverage clean
+.PHONY: help run chat test check lint typecheck cfn-lint validate openapi coverage clean
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
+	@echo "make chat      talk to the coach in this terminal (offline coach unless OPENAI_* is set)"
 	@echo "make test      run the whole test suite"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
@@ -34,6 +35,9 @@ $(SAM_STAMP): requirements-sam.txt
 
 run: $(STAMP)
 	$(PY) -m infra.local
+
+chat: $(STAMP)
+	$(PY) -m infra.chat
 
 test: $(STAMP)
 	$(PY) -m pytest -q

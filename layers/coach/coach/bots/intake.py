@@ -59,6 +59,9 @@ _VAGUE = re.compile(
     re.I,
 )
 _NOTHING_ELSE = re.compile(r"^\W*(?:no|nope|nah|nothing|none|n/?a|that'?s (?:it|all)|all good|not really)\b", re.I)
+_REASON_LEAD = re.compile(
+    r"^(?:because|so that i can|so that|so i can|so|i want to|i'?d like to|i need to|to)\s+", re.I
+)
 _MOTIVATION = re.compile(
     r"\b(?:because|so that|so i can|so i|to feel|to be|to have|to get|want to feel|want to be|want to have)\s+"
     r"(?P<reason>[^.;!?\n]+)",
@@ -95,7 +98,7 @@ def _answer_to(question: str, text: str) -> str | None:
     if question == "motivation":
         if is_vague(text):
             return None
-        reason = re.sub(r"^(?:because|so that|i want to|i'?d like to|i need to|to)\s+", "", _clean(text), flags=re.I)
+        reason = _REASON_LEAD.sub("", _clean(text))
         return reason or None
     if question == "preferred_time":
         return parse_time(text)

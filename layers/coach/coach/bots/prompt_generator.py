@@ -65,6 +65,9 @@ _VERB_START = re.compile(
     r"relax|calm|wake|lower|gain|boost|increase|work|run|walk)\b",
     re.IGNORECASE,
 )
+_REASON_LEAD = re.compile(
+    r"^(?:because|so that you can|so that|so you can|so|to|you want to|you'd like to|you need to)\s+", re.IGNORECASE
+)
 _EASIER = re.compile(r"\b(?:easier|smaller|simpler|shorter)\b", re.IGNORECASE)
 _PRONOUNS = {
     "i": "you",
@@ -117,7 +120,7 @@ def _motivation_clause(motivation: str | None) -> str:
     if not motivation:
         return ""
     reason = second_person(motivation.strip().rstrip(".!"))
-    reason = re.sub(r"^(?:because|so that|so|to|you want to|you'd like to|you need to)\s+", "", reason, flags=re.I)
+    reason = _REASON_LEAD.sub("", reason)
     if not reason:
         return ""
     return f" — it helps you {reason}" if _VERB_START.match(reason) else f" — for {reason}"
