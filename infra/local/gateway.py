@@ -99,9 +99,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:
             traceback.print_exc(file=sys.stderr)
             response = json_response(500, {"message": "local gateway error"})
-        self._send(response)
         elapsed = (time.monotonic() - started) * 1000
+        # Logged before the answer goes out, so whoever got the answer can also find the log line.
         gateway.log(f"{request.method} {self.path} -> {response.status} ({elapsed:.0f} ms)")
+        self._send(response)
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response_only(response.status)
