@@ -41,11 +41,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource
-        for name, resource in template["Resources"].items()
-        if resource.get("Type") == resource_type
-    }
+    return {name: resource for name, resource in template["Resources"].items() if resource.get("Type") == resource_type}
 
 
 def table_create_kwargs(template: dict[str, Any], table_name: str, logical_id: str = "CoachTable") -> dict[str, Any]:
@@ -81,5 +77,8 @@ def queue_attributes(template: dict[str, Any], logical_id: str) -> dict[str, str
         "VisibilityTimeout": "VisibilityTimeout",
         "MessageRetentionPeriod": "MessageRetentionPeriod",
     }
-    return {attr: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
-            for key, attr in names.items() if key in props}
+    return {
+        attr: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+        for key, attr in names.items()
+        if key in props
+    }
