@@ -234,7 +234,7 @@ def test_a_missing_anchor_sends_the_coach_back_to_intake() -> None:
     # When they answer, the new prompt follows and feedback resumes
     first_prompt = chat.text("when I get home from work")[0]
     assert "When you get home from work, try " in first_prompt
-    assert chat.flow.sub_state is SubState.FEEDBACK
+    assert chat.flow.sub_state.value == "FEEDBACK"
 
 
 def test_a_yes_to_trying_now_is_not_yet_a_completion() -> None:
