@@ -106,6 +106,17 @@ def test_list_get_and_pause(stack: RunningStack) -> None:
     assert stack.request("GET", path).json()["status"] == "paused"
 
 
+def test_curl_d_without_a_content_type_still_enrolls(stack: RunningStack) -> None:
+    # curl -d sends application/x-www-form-urlencoded, a binary media type in the template: the body
+    # reaches the handler base64-encoded, as on AWS, and is still read as JSON.
+    raw = b'{"phone_number": "+1 206 555 0142"}'
+
+    reply = stack.request("POST", PARTICIPANTS, raw=raw, headers={"content-type": "application/x-www-form-urlencoded"})
+
+    assert reply.status == 201, reply.body
+    assert reply.json()["phone_number"] == "+12065550142"
+
+
 def test_unknown_routes_get_api_gateways_missing_token_answer(stack: RunningStack) -> None:
     for method, path in (("GET", "/nowhere"), ("PATCH", PARTICIPANTS), ("GET", "/conversation")):
         reply = stack.request(method, path)

@@ -181,7 +181,7 @@ def test_routes_and_their_api_key_rule_come_from_the_template() -> None:
     assert not routes["POST", "/twilio/sms"].api_key_required
     assert not routes["POST", "/twilio/status"].api_key_required
     assert api.stage_name == {"Ref": "Stage"}
-    assert api.binary_media_types == ()
+    assert api.binary_media_types == ("application/x-www-form-urlencoded", "application/octet-stream")
 
 
 def test_the_most_specific_resource_wins_and_parameters_are_decoded() -> None:

@@ -274,6 +274,13 @@ def test_only_the_configured_stage_is_deployed(cfn: dict[str, Any]) -> None:
     ]
 
 
+def test_twilios_form_posts_arrive_base64_and_json_as_text(cfn: dict[str, Any]) -> None:
+    body = properties(cfn, "CoachApi")["Body"]
+    binary = body["x-amazon-apigateway-binary-media-types"]
+    assert "application/x-www-form-urlencoded" in binary
+    assert not any("json" in media_type for media_type in binary)
+
+
 # --- least privilege ------------------------------------------------------------------------------
 
 
