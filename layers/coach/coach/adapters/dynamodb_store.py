@@ -110,9 +110,7 @@ class DynamoDBParticipantStore:
         events: Sequence[ResearchEvent] = (),
     ) -> Participant:
         stored = participant.model_copy(update={"version": participant.version + 1})
-        items = [
-            self._put(self._participant_item(stored), "version = :v", {":v": {"N": str(participant.version)}})
-        ]
+        items = [self._put(self._participant_item(stored), "version = :v", {":v": {"N": str(participant.version)}})]
         moves_phone = previous_phone is not None and previous_phone != participant.phone_number
         if moves_phone:
             assert previous_phone is not None

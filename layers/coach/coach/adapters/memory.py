@@ -138,9 +138,7 @@ class InMemoryParticipantStore:
         with self._lock:
             ordered = sorted(self.events.get(participant_id, []), key=lambda e: e.at)
             indexed = list(enumerate(ordered))
-            page = _page(
-                indexed, lambda pair: str(pair[0]).zfill(12), limit, next_token, f"events:{participant_id}"
-            )
+            page = _page(indexed, lambda pair: str(pair[0]).zfill(12), limit, next_token, f"events:{participant_id}")
             return Page([event for _, event in page.items], page.next_token)
 
 
@@ -152,9 +150,7 @@ def _message_order(message: Message) -> str:
     return f"{message.at.astimezone(UTC).isoformat()}#{message.message_id}"
 
 
-def _page(
-    items: list[T], sort_key: Callable[[T], str], limit: int, next_token: str | None, scope: str
-) -> Page[T]:
+def _page(items: list[T], sort_key: Callable[[T], str], limit: int, next_token: str | None, scope: str) -> Page[T]:
     """One page of `items` (already in order) after the token's position, and the next token."""
     after: str | None = None
     if next_token:
@@ -162,11 +158,7 @@ def _page(
             decoded = json.loads(base64.urlsafe_b64decode(next_token + "=" * (-len(next_token) % 4)))
         except (ValueError, UnicodeError, binascii.Error) as exc:
             raise InvalidPageToken("next_token is not a token this API issued") from exc
-        if (
-            not isinstance(decoded, dict)
-            or decoded.get("scope") != scope
-            or not isinstance(decoded.get("after"), str)
-        ):
+        if not isinstance(decoded, dict) or decoded.get("scope") != scope or not isinstance(decoded.get("after"), str):
             raise InvalidPageToken("next_token is not a token this API issued")
         after = decoded["after"]
     remaining = [i for i in items if after is None or sort_key(i) > after]
