@@ -246,3 +246,13 @@ def test_a_yes_to_trying_now_is_not_yet_a_completion() -> None:
     assert reply[0].startswith("Great, go for it now!")
     assert chat.flow.user_profile.success_count == 0
     assert chat.text("done")[0].startswith("Nice work!")
+
+
+def test_the_next_nudge_withdraws_the_try_now_offer() -> None:
+    chat = Conversation()
+    chat.through_intake()
+
+    chat.event(TurnEvent.DAILY_NUDGE, minutes_later=60 * 17)
+
+    assert chat.flow.offered_try_now is False
+    assert chat.text("yes")[0].startswith("Nice work!")  # "yes" to a nudge means done

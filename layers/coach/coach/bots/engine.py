@@ -157,6 +157,7 @@ def _on_event(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> t
         ctx.flow.pending_reminder = None
         ctx.record("reminder_sent")
         return [REMINDER], "offline"
+    ctx.flow.offered_try_now = False  # a new day's prompt replaces yesterday's offer
     return _coach_reply(ctx, llm, "", _NUDGE_INSTRUCTION)
 
 
