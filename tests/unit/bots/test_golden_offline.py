@@ -188,9 +188,11 @@ def test_repeatedly_vague_answers_end_in_a_default_so_intake_finishes() -> None:
     chat.text("less screen time")
     chat.text("to sleep better")
 
-    for _ in range(3):
-        chat.text("idk")
+    replies = [chat.text("idk") for _ in range(3)]
 
+    assert replies[-1][0].startswith(
+        "No problem, I'll pencil in 9am; you can change it any time. What do you already do"
+    )
     assert chat.flow.user_profile.preferred_time == "09:00"
     assert chat.flow.intake_question == "prompt_anchor"
 
@@ -246,6 +248,14 @@ def test_a_yes_to_trying_now_is_not_yet_a_completion() -> None:
     assert reply[0].startswith("Great, go for it now!")
     assert chat.flow.user_profile.success_count == 0
     assert chat.text("done")[0].startswith("Nice work!")
+
+
+def test_not_now_to_trying_now_is_not_a_skip() -> None:
+    chat = Conversation()
+    chat.through_intake()
+
+    assert chat.text("not now") == ["No problem! I'll nudge you tomorrow at 7:30am."]
+    assert chat.flow.user_profile.last_barrier is None
 
 
 def test_the_next_nudge_withdraws_the_try_now_offer() -> None:

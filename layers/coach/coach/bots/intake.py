@@ -7,6 +7,7 @@ else it happens to tell ("I want to move more, mornings after my coffee"), so no
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from coach.bots.prompt_generator import (
     DOMAINS,
@@ -25,6 +26,10 @@ CONSENT = "consent"
 MAX_VAGUE_ANSWERS = 2  # then a sensible default, so intake always ends
 DEFAULT_TIME = "09:00"
 DEFAULT_ANCHOR = "after brushing my teeth"
+_DEFAULTS = {
+    "preferred_time": (DEFAULT_TIME, "No problem, I'll pencil in 9am; you can change it any time."),
+    "prompt_anchor": (DEFAULT_ANCHOR, "Let's try it after you brush your teeth; you can change that any time."),
+}
 
 QUESTIONS = {
     "habit_domain": "Which habit would you like to build? 1) healthy eating 2) physical activity "
@@ -58,7 +63,9 @@ _VAGUE = re.compile(
     r"i don'?t know|no idea|depends|not really sure|\?+)\W*$",
     re.I,
 )
-_NOTHING_ELSE = re.compile(r"^\W*(?:no|nope|nah|nothing|none|n/?a|that'?s (?:it|all)|all good|not really)\b", re.I)
+_NOTHING_ELSE = re.compile(
+    r"^\W*(?:no|nope|nah|nothing|none|n/?a|that'?s (?:it|all)|all good|not really|not now)\b", re.I
+)
 _REASON_LEAD = re.compile(
     r"^(?:because|so that i can|so that|so i can|so|i want to|i'?d like to|i need to|to)\s+", re.I
 )
@@ -125,15 +132,20 @@ def _fill_missing(ctx: TurnContext, values: dict[str, str | None]) -> list[str]:
     return ctx.update_profile({k: v for k, v in values.items() if v and not getattr(ctx.profile, k)})
 
 
-def read_intake_answer(ctx: TurnContext, text: str) -> str | None:
-    """Store what `text` answers and volunteers. Returns a brief re-ask when the answer was too vague."""
+@dataclass(frozen=True)
+class IntakeReading:
+    ask_again: str | None = None  # the answer was too vague: send this instead of the next question
+    note: str | None = None  # say this before the next question (a default we chose for them)
+
+
+def read_intake_answer(ctx: TurnContext, text: str) -> IntakeReading:
+    """Store what `text` answers and volunteers; say how to go on."""
     question = ctx.flow.intake_question
+    note = None
     if question in INTAKE_FIELDS and question is not None:
         answer = _answer_to(question, text)
         if answer is None and ctx.flow.intake_retries >= MAX_VAGUE_ANSWERS:
-            answer = {"preferred_time": DEFAULT_TIME, "prompt_anchor": DEFAULT_ANCHOR}.get(
-                question, _clean(text) or "-"
-            )
+            answer, note = _DEFAULTS.get(question, (_clean(text) or "-", None))
         if answer is not None:
             ctx.update_profile({question: answer})
             ctx.flow.intake_retries = 0
@@ -141,8 +153,8 @@ def read_intake_answer(ctx: TurnContext, text: str) -> str | None:
     if question in ASK_AGAIN and question in INTAKE_FIELDS and not getattr(ctx.profile, question):
         ctx.flow.intake_retries += 1
         ctx.record("intake_vague_answer", question=question, retries=ctx.flow.intake_retries)
-        return ASK_AGAIN[question]
-    return None
+        return IntakeReading(ask_again=ASK_AGAIN[question])
+    return IntakeReading(note=note)
 
 
 def next_intake_step(ctx: TurnContext) -> list[str]:

@@ -43,6 +43,7 @@ _ASKS_FOR_PROMPT = re.compile(
     r"\bwhat should i do\b|\bsend (?:me )?(?:my|the|a) (?:habit|prompt|nudge)\b",
     re.I,
 )
+_NOT_NOW = re.compile(r"\b(?:not now|not yet|later|not today|tomorrow)\b", re.I)
 _DID_SOMETHING = re.compile(r"\b(?:did|done|finished|completed|tried|managed)\b", re.I)
 
 
@@ -79,9 +80,11 @@ def offline_reply(ctx: TurnContext, text: str) -> list[str]:
     if ctx.flow.sub_state is SubState.INTAKE:
         if ctx.flow.intake_question is None:
             return next_intake_step(ctx)
-        if reask := read_intake_answer(ctx, text):
-            return [reask]
-        return next_intake_step(ctx)
+        reading = read_intake_answer(ctx, text)
+        if reading.ask_again:
+            return [reading.ask_again]
+        following = next_intake_step(ctx)
+        return [f"{reading.note} {following[0]}", *following[1:]] if reading.note else following
     return _feedback_reply(ctx, text)
 
 
@@ -107,7 +110,7 @@ def _try_now_answer(ctx: TurnContext, text: str) -> list[str] | None:
         return None
     if is_yes(text):
         return ["Great, go for it now! Text me 'done' when you have, or tell me how it went."]
-    if is_no(text):
+    if is_no(text) or _NOT_NOW.search(text):
         when = time_for_people(ctx.profile.preferred_time) if ctx.profile.preferred_time else "your chosen time"
         return [f"No problem! I'll nudge you tomorrow at {when}."]
     return None

@@ -123,7 +123,8 @@ def _motivation_clause(motivation: str | None) -> str:
     reason = _REASON_LEAD.sub("", reason)
     if not reason:
         return ""
-    return f" — it helps you {reason}" if _VERB_START.match(reason) else f" — for {reason}"
+    # "feel calmer" reads well after "it helps you"; "you are moving to Madrid" does not.
+    return f" — it helps you {reason}" if _VERB_START.match(reason) else f" — remember why: {reason}"
 
 
 def _actions(profile: UserProfile) -> tuple[str, ...]:
@@ -131,7 +132,7 @@ def _actions(profile: UserProfile) -> tuple[str, ...]:
     if domain is not None:
         return _ACTIONS[domain]
     own = second_person((profile.habit_domain or "your habit").strip().rstrip("."))
-    return (f"1 minute of {own}", f"the smallest 1-minute step toward {own}")
+    return (f'spending 1 minute on "{own}"', f'the smallest 1-minute step toward "{own}"')
 
 
 def generate_habit_prompt(

@@ -6,11 +6,12 @@ import re
 
 # Words people use for a part of the day, and the local time a nudge then goes out.
 _DAY_PARTS: tuple[tuple[str, str], ...] = (
-    (r"early\s+mornings?", "07:00"),
+    (r"early\s+mornings?|wake\s+up|get\s+up", "07:00"),
     (r"mornings?|breakfast(?:\s*time)?", "08:00"),
     (r"noon|midday", "12:00"),
     (r"lunch(?:\s*time)?|lunchtimes?", "12:30"),
     (r"afternoons?", "15:00"),
+    (r"after\s+work|(?:get|come|am|i'm)\s+(?:back\s+)?home|home\s+from\s+work", "18:00"),
     (r"evenings?|dinner(?:\s*time)?", "19:00"),
     (r"nights?|tonight|bed(?:\s*time)?", "21:00"),
     (r"midnight", "00:00"),
