@@ -200,3 +200,16 @@ def test_tone_requests_apply_at_once_and_emojis_only_when_welcome() -> None:
     chat.text("no emojis please")
     assert "\U0001f389" not in chat.text("done")[0]
     assert {e.kind for e in chat.events} >= {"tone_changed"}
+
+
+def test_the_flow_state_survives_json_and_stays_far_below_the_item_limit() -> None:
+    # Given a long conversation of maximal texts
+    chat = Conversation()
+    chat.through_intake()
+    for i in range(80):
+        chat.text(("did it " if i % 2 else "can we do 8pm instead? ") + "x" * 2000)
+
+    # Then the state reads back equal, and its item stays far below DynamoDB's 400 KB
+    stored = chat.flow.model_dump_json()
+    assert FlowState.model_validate_json(stored) == chat.flow
+    assert len(stored.encode()) < 200_000
