@@ -138,3 +138,35 @@ def test_null_clears_a_text_field_but_not_a_required_one() -> None:
 def test_reset_needs_an_existing_participant() -> None:
     with pytest.raises(NotFound):
         service().reset("nobody")
+
+
+def test_api_reset_then_the_engines_reset_turn_deletes_the_schedule_and_keeps_consent() -> None:
+    from coach.bots.engine import run_turn
+    from coach.bots.turn import TurnEvent, TurnInput
+    from coach.domain.effects import DeleteSchedule
+    from coach.domain.flow import DailySchedule
+
+    coach = service()
+    participant = coach.enroll(EnrollParticipant(phone_number="+12065550100"))
+    flow = coach.store.get_flow_state(participant.id)
+    coach.store.save_flow_state(
+        flow.model_copy(
+            update={
+                "consent": True,
+                "sub_state": SubState.FEEDBACK,
+                "daily_schedule": DailySchedule(time="07:30", timezone="UTC"),
+            }
+        )
+    )
+
+    coach.reset(participant.id)
+    after_api = coach.store.get_flow_state(participant.id)
+    turn = run_turn(TurnInput(flow=after_api, participant=participant, now=START, event=TurnEvent.RESET))
+
+    assert after_api.sub_state is SubState.INTAKE
+    assert after_api.user_profile.preferred_time is None
+    assert DeleteSchedule() in turn.effects
+    assert turn.flow.consent is True
+    assert turn.flow.daily_schedule is None
+    assert turn.replies
+    assert turn.flow.intake_question not in (None, "consent")  # straight back to the habit questions

@@ -77,10 +77,16 @@ class FlowState(BaseModel):
         return cls(participant_id=participant_id, participant_background=background, created_at=now, updated_at=now)
 
     def reset(self, now: datetime) -> FlowState:
-        """Back to intake with an empty profile and history; the transcript items are not touched."""
+        """Back to intake with an empty profile and history; the transcript items are not touched.
+
+        Consent and the daily schedule on record are kept: consent was given once, and the engine's own
+        reset turn (queued by the API's reset) must still see the schedule to delete it.
+        """
         return FlowState(
             participant_id=self.participant_id,
             participant_background=self.participant_background,
+            consent=self.consent,
+            daily_schedule=self.daily_schedule,
             created_at=self.created_at,
             updated_at=now,
             version=self.version,
