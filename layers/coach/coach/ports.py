@@ -83,6 +83,30 @@ class WorkQueue(Protocol):
     def send(self, work: ConversationWork) -> None: ...
 
 
+@dataclass(frozen=True)
+class SentSms:
+    """What the SMS provider answered for one message."""
+
+    sid: str
+    status: str  # queued, sending, sent, delivered, undelivered, failed, ...
+    to: str
+    body: str
+    date_created: datetime | None = None
+
+
+class SmsSender(Protocol):
+    """Sends SMS (Twilio's REST API). Adapters raise DeliveryRejected or DeliveryUnavailable."""
+
+    def send(self, to: str, body: str) -> SentSms:
+        """Send one SMS from our number (or messaging service) with the status-callback URL set."""
+
+    def find_sent(self, to: str, body: str, since: datetime) -> SentSms | None:
+        """A message with this body sent to `to` at or after `since`, if the provider has one.
+
+        Lets a retried send find out whether an earlier attempt got through before it crashed.
+        """
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware (UTC)."""

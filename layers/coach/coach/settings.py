@@ -50,6 +50,27 @@ class CoachSettings(BaseSettings):
         return bool(self.openai_api_key or self.openai_base_url)
 
 
+class TwilioSettings(BaseSettings):
+    """Where Twilio credentials come from and where the REST API is.
+
+    On AWS: TWILIO_SECRET_NAME names a Secrets Manager secret {"account_sid", "auth_token", "from_number"}
+    (from_number may be a messaging-service SID, MG...). Locally: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and
+    TWILIO_FROM_NUMBER directly, and TWILIO_API_BASE_URL points the REST client at the fake Twilio.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    twilio_secret_name: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = Field(None, description="e.g. http://127.0.0.1:3000 for the local fake")
+    status_callback_url: str | None = None
+    secret_max_age_seconds: int = Field(300, ge=0, description="How long fetched secrets are cached")
+    send_attempts: int = Field(3, ge=1, le=10, description="Tries per SMS on 429/5xx/timeouts before giving up")
+    send_timeout_seconds: float = Field(10.0, gt=0)
+
+
 @cache
 def enrollment_settings() -> EnrollmentSettings:
     return EnrollmentSettings()  # fields come from the environment
@@ -58,3 +79,8 @@ def enrollment_settings() -> EnrollmentSettings:
 @cache
 def coach_settings() -> CoachSettings:
     return CoachSettings()
+
+
+@cache
+def twilio_settings() -> TwilioSettings:
+    return TwilioSettings()

@@ -34,3 +34,24 @@ class InvalidField(DomainError):
 
 class InvalidPageToken(DomainError):
     """A pagination token was not one we issued."""
+
+
+class DeliveryRejected(DomainError):
+    """The SMS provider refused this message for good (e.g. 21211 invalid number, 21610 opted out).
+
+    Retrying cannot help; `code` is the provider's error code.
+    """
+
+    OPTED_OUT = 21610
+    INVALID_NUMBER = 21211
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(f"SMS rejected ({code}): {message}")
+        self.code = code
+
+
+class DeliveryUnavailable(DomainError):
+    """The SMS provider could not take the message now (429, 5xx, timeout) after our own retries.
+
+    The work must be retried later (SQS redelivery, then the DLQ).
+    """
