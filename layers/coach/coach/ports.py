@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
 
 from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
+from coach.domain.outbox import OutboxItem, OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.work import ConversationWork
 
@@ -75,6 +76,91 @@ class ParticipantStore(Protocol):
 
     def list_events(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[ResearchEvent]:
         """Oldest first. Raises InvalidPageToken."""
+
+
+class ConversationStore(Protocol):
+    """Inbound texts, turns and the outbox: what the webhook and the conversation function share."""
+
+    # -- the webhook ---------------------------------------------------------------------------
+
+    def record_inbound(self, message: Message) -> bool:
+        """Store an inbound text once, keyed by its MessageSid, waiting for a turn; False if stored already."""
+
+    def claim_not_enrolled_reply(self, phone_number: str, now: datetime, window: timedelta) -> bool:
+        """True for the first claim per number within `window`: only then may the not-enrolled text go out."""
+
+    def update_delivery_status(
+        self, participant_id: str, twilio_sid: str, status: str, error_code: int | None, now: datetime
+    ) -> bool:
+        """Move a sent message's status forward (never back). False for an unknown SID or an older status."""
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    def inbound_message(self, participant_id: str, message_id: str) -> Message | None:
+        """The stored inbound text with this MessageSid, read consistently."""
+
+    def unanswered_inbound(self, participant_id: str, limit: int) -> list[Message]:
+        """Inbound texts no turn has answered yet, oldest first (may lag a little: save_turn re-checks)."""
+
+    def work_done(self, participant_id: str, work_key: str) -> bool:
+        """Whether a turn for this piece of queued work (enrolled, reset, ...) has been saved."""
+
+    def save_turn(
+        self,
+        flow: FlowState,
+        *,
+        answered: Sequence[Message] = (),
+        work_key: str | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        messages: Sequence[Message] = (),
+        events: Sequence[ResearchEvent] = (),
+    ) -> FlowState:
+        """One transaction: the new flow state (conditional on its version), `answered` marked answered (each
+        conditional on no turn having answered it), the work key, the outbox items and outbound transcript
+        messages (each new), and the events. Returns the flow at version + 1.
+
+        Raises Conflict when the flow moved or a text was answered meanwhile (reload and recompute), and
+        AlreadyDone when the work key or an outbox key exists already (nothing to do but finish the outbox).
+        """
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    def open_outbox(self, participant_id: str) -> list[OutboxItem]:
+        """Items still pending or sending, oldest first."""
+
+    def get_outbox_item(self, participant_id: str, key: str) -> OutboxItem | None: ...
+
+    def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
+        """Mark an attempt as started (state sending, attempts + 1). Raises Conflict if the item moved."""
+
+    def finish_outbox_item(
+        self,
+        item: OutboxItem,
+        state: OutboxState,
+        now: datetime,
+        *,
+        sent: SentSms | None = None,
+        error_code: int | None = None,
+        events: Sequence[ResearchEvent] = (),
+    ) -> None:
+        """Close an item (sent, failed or cancelled) and update its transcript message to match. For a sent SMS,
+        the Twilio SID becomes findable by update_delivery_status. Raises Conflict if the item moved."""
+
+
+class Scheduler(Protocol):
+    """EventBridge Scheduler: one daily schedule per participant, and one-time schedules."""
+
+    def put_daily(self, participant_id: str, hhmm: str, timezone: str) -> None:
+        """Create or move the participant's daily nudge (idempotent: schedules never pile up)."""
+
+    def delete_daily(self, participant_id: str) -> None:
+        """Remove the daily nudge; nothing to remove is fine."""
+
+    def put_once(self, name: str, at: datetime, payload: dict[str, Any]) -> None:
+        """A one-time schedule firing the prompt generator with `payload` at `at`."""
+
+    def delete_once(self, name: str) -> None:
+        """Remove a one-time schedule; nothing to remove is fine."""
 
 
 class WorkQueue(Protocol):

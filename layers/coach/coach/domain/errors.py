@@ -15,6 +15,10 @@ class Conflict(DomainError):
     """A conditional write lost a race: the item changed since it was read (optimistic locking)."""
 
 
+class AlreadyDone(DomainError):
+    """This piece of work was saved before (a redelivery or a second firing): only finish its outbox."""
+
+
 class PhoneNumberTaken(DomainError):
     """Another participant is enrolled with this phone number."""
 

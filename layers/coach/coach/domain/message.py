@@ -28,6 +28,26 @@ class Message(BaseModel):
     status: str | None = None  # received / queued / sent / delivered / undelivered / failed
     error_code: int | None = None
     truncated: bool = False
+    turn: str | None = Field(None, description="Inbound: the turn that answered it (set exactly once)")
+
+
+# Delivery statuses in the order Twilio moves through them; a callback never moves a message backwards.
+_STATUS_RANK = {
+    "pending": 0,
+    "accepted": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+
+
+def status_rank(status: str) -> int:
+    """How far along a delivery status is; unknown statuses rank lowest, so they never overwrite."""
+    return _STATUS_RANK.get(status.lower(), -1)
 
 
 class ResearchEvent(BaseModel):

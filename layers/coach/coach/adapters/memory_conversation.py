@@ -1,0 +1,175 @@
+"""In-memory ConversationStore sharing the data of an InMemoryParticipantStore (tests, `make chat`).
+
+The contract tests run it beside the DynamoDB store, so it behaves the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from coach.adapters.memory import InMemoryParticipantStore
+from coach.domain.errors import AlreadyDone, Conflict
+from coach.domain.flow import FlowState
+from coach.domain.message import Direction, Message, ResearchEvent, status_rank
+from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
+from coach.ports import SentSms
+
+
+@dataclass
+class InMemoryConversationStore:
+    """Implements coach.ports.ConversationStore over the participant store's dictionaries."""
+
+    participants: InMemoryParticipantStore
+    outbox: dict[str, dict[str, OutboxItem]] = field(default_factory=dict)
+    work: dict[str, set[str]] = field(default_factory=dict)
+    not_enrolled_claims: dict[str, datetime] = field(default_factory=dict)
+    sids: dict[tuple[str, str], str] = field(default_factory=dict)  # (participant, Twilio SID) -> message id
+
+    @property
+    def _lock(self) -> threading.RLock:
+        return self.participants._lock
+
+    def _transcript(self, participant_id: str) -> dict[str, Message]:
+        return self.participants.messages.setdefault(participant_id, {})
+
+    def record_inbound(self, message: Message) -> bool:
+        return self.participants.put_message(message)
+
+    def claim_not_enrolled_reply(self, phone_number: str, now: datetime, window: timedelta) -> bool:
+        with self._lock:
+            last = self.not_enrolled_claims.get(phone_number)
+            if last is not None and now < last + window:
+                return False
+            self.not_enrolled_claims[phone_number] = now
+            return True
+
+    def update_delivery_status(
+        self, participant_id: str, twilio_sid: str, status: str, error_code: int | None, now: datetime
+    ) -> bool:
+        with self._lock:
+            message_id = self.sids.get((participant_id, twilio_sid))
+            if message_id is None:
+                return False
+            transcript = self._transcript(participant_id)
+            message = transcript[message_id]
+            if status_rank(status) <= status_rank(message.status or "pending"):
+                return False
+            transcript[message_id] = message.model_copy(update={"status": status, "error_code": error_code})
+            return True
+
+    def inbound_message(self, participant_id: str, message_id: str) -> Message | None:
+        with self._lock:
+            message = self._transcript(participant_id).get(message_id)
+            return message if message is not None and message.direction is Direction.INBOUND else None
+
+    def unanswered_inbound(self, participant_id: str, limit: int) -> list[Message]:
+        with self._lock:
+            waiting = [
+                m
+                for m in self._transcript(participant_id).values()
+                if m.direction is Direction.INBOUND and m.turn is None
+            ]
+            return sorted(waiting, key=lambda m: (m.at, m.message_id))[:limit]
+
+    def work_done(self, participant_id: str, work_key: str) -> bool:
+        with self._lock:
+            return work_key in self.work.get(participant_id, set())
+
+    def save_turn(
+        self,
+        flow: FlowState,
+        *,
+        answered: Sequence[Message] = (),
+        work_key: str | None = None,
+        outbox: Sequence[OutboxItem] = (),
+        messages: Sequence[Message] = (),
+        events: Sequence[ResearchEvent] = (),
+    ) -> FlowState:
+        pid = flow.participant_id
+        with self._lock:
+            current = self.participants.flows.get(pid)
+            if current is None or current.version != flow.version:
+                raise Conflict(f"flow state of participant {pid} changed since it was read")
+            transcript = self._transcript(pid)
+            for message in answered:
+                stored = transcript.get(message.message_id)
+                if stored is None or stored.turn is not None:
+                    raise Conflict(f"text {message.message_id} was answered by another turn")
+            if work_key is not None and work_key in self.work.get(pid, set()):
+                raise AlreadyDone(f"work {work_key} was done already")
+            if any(item.key in self.outbox.get(pid, {}) for item in outbox):
+                raise AlreadyDone("an outbox item of this decision exists already")
+            if any(m.message_id in transcript for m in messages):
+                raise AlreadyDone("a transcript message of this decision exists already")
+            turn_key = work_key or (answered[-1].message_id if answered else flow.updated_at.isoformat())
+            for message in answered:
+                transcript[message.message_id] = transcript[message.message_id].model_copy(update={"turn": turn_key})
+            if work_key is not None:
+                self.work.setdefault(pid, set()).add(work_key)
+            for item in outbox:
+                self.outbox.setdefault(pid, {})[item.key] = item
+            for message in messages:
+                transcript[message.message_id] = message
+            self.participants.events.setdefault(pid, []).extend(events)
+            stored_flow = flow.model_copy(update={"version": flow.version + 1})
+            self.participants.flows[pid] = stored_flow
+            return stored_flow
+
+    def open_outbox(self, participant_id: str) -> list[OutboxItem]:
+        with self._lock:
+            items = [i for i in self.outbox.get(participant_id, {}).values() if i.open]
+            return sorted(items, key=lambda i: (i.created_at, i.key))
+
+    def get_outbox_item(self, participant_id: str, key: str) -> OutboxItem | None:
+        with self._lock:
+            return self.outbox.get(participant_id, {}).get(key)
+
+    def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
+        with self._lock:
+            current = self._current(item)
+            if not current.open:
+                raise Conflict(f"outbox item {item.key} is {current.state}")
+            started = current.model_copy(
+                update={"state": OutboxState.SENDING, "attempts": current.attempts + 1, "attempted_at": now}
+            )
+            self.outbox[item.participant_id][item.key] = started
+            return started
+
+    def finish_outbox_item(
+        self,
+        item: OutboxItem,
+        state: OutboxState,
+        now: datetime,
+        *,
+        sent: SentSms | None = None,
+        error_code: int | None = None,
+        events: Sequence[ResearchEvent] = (),
+    ) -> None:
+        pid = item.participant_id
+        with self._lock:
+            current = self._current(item)
+            if not current.open:
+                raise Conflict(f"outbox item {item.key} is {current.state}")
+            self.outbox[pid][item.key] = current.model_copy(
+                update={"state": state, "twilio_sid": sent.sid if sent else None, "error_code": error_code}
+            )
+            transcript = self._transcript(pid)
+            if item.kind is OutboxKind.SMS and item.key in transcript:
+                status = sent.status if sent else state.value
+                transcript[item.key] = transcript[item.key].model_copy(
+                    update={"status": status, "twilio_sid": sent.sid if sent else None, "error_code": error_code}
+                )
+                if sent is not None:
+                    self.sids[(pid, sent.sid)] = item.key
+            self.participants.events.setdefault(pid, []).extend(events)
+
+    def _current(self, item: OutboxItem) -> OutboxItem:
+        current = self.outbox.get(item.participant_id, {}).get(item.key)
+        if current is None:
+            raise Conflict(f"outbox item {item.key} is gone")
+        if current.attempts != item.attempts or current.state != item.state:
+            raise Conflict(f"outbox item {item.key} changed since it was read")
+        return current

@@ -1,0 +1,49 @@
+"""The transactional outbox: what a turn or a nudge decided to send or schedule, saved with the state.
+
+An item is written in the same transaction as the flow state that produced it, then carried out and
+marked done. A crash in between leaves it pending, and whoever runs next for the participant finishes
+it; `sending` records that an attempt began, so a retry first asks Twilio whether it got through.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # an attempt started; it may have reached Twilio
+    SENT = "sent"
+    FAILED = "failed"  # refused for good (invalid number, opted out at the carrier)
+    CANCELLED = "cancelled"  # the participant may no longer be contacted
+
+
+class OutboxKind(StrEnum):
+    SMS = "sms"
+    EFFECT = "effect"  # a schedule change or another side effect of the engine
+
+
+class OutboxItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    participant_id: str
+    key: str = Field(description="Idempotency key: the same decision always has the same key")
+    kind: OutboxKind
+    created_at: datetime
+    state: OutboxState = OutboxState.PENDING
+    to: str | None = None  # SMS: the participant's E.164 number when the item was written
+    body: str | None = None  # SMS text, already shaped
+    effect: dict[str, Any] | None = None  # EFFECT: the engine's effect, as JSON
+    attempts: int = 0
+    attempted_at: datetime | None = None
+    twilio_sid: str | None = None
+    error_code: int | None = None
+    message_sk: str | None = None  # SMS: the transcript item this send updates
+
+    @property
+    def open(self) -> bool:
+        return self.state in (OutboxState.PENDING, OutboxState.SENDING)
