@@ -128,7 +128,7 @@ class ConversationStore(Protocol):
     def open_outbox(self, participant_id: str) -> list[OutboxItem]:
         """Items still pending or sending, oldest first."""
 
-    def get_outbox_item(self, participant_id: str, key: str) -> OutboxItem | None: ...
+    def get_outbox_item(self, participant_id: str, item_key: str) -> OutboxItem | None: ...
 
     def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
         """Mark an attempt as started (state sending, attempts + 1). Raises Conflict if the item moved."""

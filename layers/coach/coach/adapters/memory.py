@@ -18,6 +18,7 @@ from typing import TypeVar
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
+from coach.domain.outbox import OutboxItem
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.work import ConversationWork
 from coach.ports import Page
@@ -34,6 +35,10 @@ class InMemoryParticipantStore:
     flows: dict[str, FlowState] = field(default_factory=dict)
     messages: dict[str, dict[str, Message]] = field(default_factory=dict)
     events: dict[str, list[ResearchEvent]] = field(default_factory=dict)
+    # Kept here, not in InMemoryConversationStore, so deleting a participant removes them too.
+    outbox: dict[str, dict[str, OutboxItem]] = field(default_factory=dict)
+    work: dict[str, set[str]] = field(default_factory=dict)
+    sids: dict[tuple[str, str], str] = field(default_factory=dict)  # (participant, Twilio SID) -> message id
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def create_participant(
@@ -104,6 +109,9 @@ class InMemoryParticipantStore:
             self.flows.pop(participant_id, None)
             self.messages.pop(participant_id, None)
             self.events.pop(participant_id, None)
+            self.outbox.pop(participant_id, None)
+            self.work.pop(participant_id, None)
+            self.sids = {k: v for k, v in self.sids.items() if k[0] != participant_id}
 
     def get_flow_state(self, participant_id: str) -> FlowState:
         with self._lock:

@@ -23,10 +23,19 @@ class InMemoryConversationStore:
     """Implements coach.ports.ConversationStore over the participant store's dictionaries."""
 
     participants: InMemoryParticipantStore
-    outbox: dict[str, dict[str, OutboxItem]] = field(default_factory=dict)
-    work: dict[str, set[str]] = field(default_factory=dict)
     not_enrolled_claims: dict[str, datetime] = field(default_factory=dict)
-    sids: dict[tuple[str, str], str] = field(default_factory=dict)  # (participant, Twilio SID) -> message id
+
+    @property
+    def outbox(self) -> dict[str, dict[str, OutboxItem]]:
+        return self.participants.outbox
+
+    @property
+    def work(self) -> dict[str, set[str]]:
+        return self.participants.work
+
+    @property
+    def sids(self) -> dict[tuple[str, str], str]:
+        return self.participants.sids
 
     @property
     def _lock(self) -> threading.RLock:
@@ -123,9 +132,9 @@ class InMemoryConversationStore:
             items = [i for i in self.outbox.get(participant_id, {}).values() if i.open]
             return sorted(items, key=lambda i: (i.created_at, i.key))
 
-    def get_outbox_item(self, participant_id: str, key: str) -> OutboxItem | None:
+    def get_outbox_item(self, participant_id: str, item_key: str) -> OutboxItem | None:
         with self._lock:
-            return self.outbox.get(participant_id, {}).get(key)
+            return self.outbox.get(participant_id, {}).get(item_key)
 
     def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
         with self._lock:
@@ -163,7 +172,7 @@ class InMemoryConversationStore:
                     update={"status": status, "twilio_sid": sent.sid if sent else None, "error_code": error_code}
                 )
                 if sent is not None:
-                    self.sids[(pid, sent.sid)] = item.key
+                    self.participants.sids[(pid, sent.sid)] = item.key
             self.participants.events.setdefault(pid, []).extend(events)
 
     def _current(self, item: OutboxItem) -> OutboxItem:
