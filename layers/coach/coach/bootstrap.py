@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -10,9 +13,22 @@ from coach.adapters.clock import SystemClock
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.adapters.sqs_queue import SqsWorkQueue
 from coach.observability import logger, metrics
-from coach.ports import Clock, ParticipantStore, WorkQueue
+from coach.ports import Clock, ConversationStore, LanguageModel, ParticipantStore, Scheduler, SmsSender, WorkQueue
 from coach.services.enrollment import EnrollmentService
-from coach.settings import EnrollmentSettings, enrollment_settings
+from coach.services.inbound import InboundService
+from coach.settings import (
+    ConversationSettings,
+    EnrollmentSettings,
+    WebhookSettings,
+    coach_settings,
+    conversation_settings,
+    enrollment_settings,
+    twilio_settings,
+    webhook_settings,
+)
+
+if TYPE_CHECKING:
+    from coach.services.conversation import ConversationService
 
 
 def _report_queue_failure(kind: str, exc: Exception) -> None:
@@ -44,7 +60,149 @@ def enrollment_service() -> EnrollmentService:
     return build_enrollment_service(enrollment_settings())
 
 
+def build_conversation_service(
+    settings: ConversationSettings,
+    *,
+    participants: ParticipantStore | None = None,
+    conversation: ConversationStore | None = None,
+    sender: SmsSender | None = None,
+    scheduler: Scheduler | None = None,
+    clock: Clock | None = None,
+    language_model: Callable[[], LanguageModel | None] | None = None,
+) -> ConversationService:
+    # Imported here, not at the top: the webhook shares this module and must start fast.
+    from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
+    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
+    from coach.adapters.twilio_sms import TwilioSmsSender
+    from coach.services.conversation import ConversationService
+    from coach.services.outbox import OutboxDispatcher
+
+    clock = clock or SystemClock()
+    participants = participants or DynamoDBParticipantStore(settings.table_name)
+    conversation = conversation or DynamoDBConversationStore(settings.table_name)
+    dispatcher = OutboxDispatcher(
+        participants=participants,
+        conversation=conversation,
+        sender=sender or TwilioSmsSender(twilio_settings(), clock=clock),
+        scheduler=scheduler
+        or EventBridgeScheduler(
+            settings.schedule_group_name, settings.scheduler_role_arn, settings.prompt_generator_arn
+        ),
+        clock=clock,
+    )
+    return ConversationService(
+        participants=participants,
+        conversation=conversation,
+        outbox=dispatcher,
+        clock=clock,
+        language_model=language_model or _configured_language_model(settings),
+        segment_budget=coach_settings().sms_segment_budget,
+        daily_llm_turns=settings.daily_llm_turns,
+        max_texts_per_turn=settings.max_texts_per_turn,
+        on_event=_report_conversation_event,
+    )
+
+
+def _configured_language_model(settings: ConversationSettings) -> Callable[[], LanguageModel | None]:
+    """The LLM of the settings (OPENAI_API_KEY / OPENAI_BASE_URL, else the OpenAI secret), built on first use."""
+
+    def build() -> LanguageModel | None:
+        from coach.adapters.openai_llm import language_model, language_model_from_secret
+
+        configured = coach_settings()
+        if configured.llm_configured or not settings.openai_secret_name:
+            return language_model(configured)
+        return language_model_from_secret(configured, settings.openai_secret_name)
+
+    return build
+
+
+def _report_conversation_event(kind: str, data: dict[str, object]) -> None:
+    logger.info(kind.replace("_", " "), extra=data)
+    metrics.add_metric(name=kind, unit=MetricUnit.Count, value=1)
+
+
+@cache
+def conversation_service() -> ConversationService:
+    """The service of the conversation function, built once per Lambda container."""
+    return build_conversation_service(conversation_settings())
+
+
 def forget_built_services() -> None:
     """Drop what was built, so the next call reads the environment again (tests, the local stack)."""
     enrollment_service.cache_clear()
     enrollment_settings.cache_clear()
+    webhook_service.cache_clear()
+    webhook_verifier.cache_clear()
+    webhook_settings.cache_clear()
+    conversation_service.cache_clear()
+    conversation_settings.cache_clear()
+    coach_settings.cache_clear()
+    twilio_settings.cache_clear()
+
+
+# -- the Twilio webhook ------------------------------------------------------------------------
+
+
+def build_webhook_service(
+    settings: WebhookSettings,
+    *,
+    participants: ParticipantStore | None = None,
+    conversations: ConversationStore | None = None,
+    queue: WorkQueue | None = None,
+    clock: Clock | None = None,
+) -> InboundService:
+    from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
+
+    clock = clock or SystemClock()
+    participants = participants or DynamoDBParticipantStore(settings.table_name)
+    queue = queue or SqsWorkQueue(settings.queue_url)
+    enrollment = None
+    if settings.auto_enroll:
+        enrollment = EnrollmentService(
+            store=participants,
+            queue=queue,
+            clock=clock,
+            default_phone_region=settings.default_phone_region,
+            default_timezone=settings.default_timezone,
+            on_queue_failure=_report_queue_failure,
+        )
+    return InboundService(
+        participants=participants,
+        conversations=conversations or DynamoDBConversationStore(settings.table_name),
+        queue=queue,
+        clock=clock,
+        help_text=settings.help_text,
+        not_enrolled_text=settings.not_enrolled_text,
+        not_enrolled_window=timedelta(hours=settings.not_enrolled_reply_hours),
+        opt_out_confirmation=settings.opt_out_confirmation,
+        default_phone_region=settings.default_phone_region,
+        enrollment=enrollment,
+    )
+
+
+def build_webhook_verifier(
+    settings: WebhookSettings, *, auth_token: Callable[[], str] | None = None
+) -> Callable[[Mapping[str, Any]], Mapping[str, str]]:
+    """API Gateway event -> the form fields Twilio signed; raises twilio_signature.ForgedWebhook."""
+    # Imported here: only the webhook pays for twilio's validator and the secrets client.
+    from coach.adapters.twilio_signature import TwilioSignature, webhook_request
+    from coach.adapters.twilio_signature import auth_token as configured_token
+
+    signature = TwilioSignature(auth_token or (lambda: configured_token(twilio_settings())))
+
+    def verified_form(event: Mapping[str, Any]) -> Mapping[str, str]:
+        return signature.verify(webhook_request(event, settings.public_base_url, settings.max_body_bytes))
+
+    return verified_form
+
+
+@cache
+def webhook_service() -> InboundService:
+    """The service of the webhook function, built once per Lambda container."""
+    return build_webhook_service(webhook_settings())
+
+
+@cache
+def webhook_verifier() -> Callable[[Mapping[str, Any]], Mapping[str, str]]:
+    return build_webhook_verifier(webhook_settings())

@@ -252,9 +252,9 @@ class DynamoDBConversationStore(DynamoDBTable):
         if error_code is not None:
             update += ", error_code = :code"
             values[":code"] = {"N": str(error_code)}
-        # A delivery callback can beat this write: keep whichever status is further along.
-        condition = "attribute_not_exists(status_rank) OR status_rank < :rank"
-        return self._update_item(pk, message_sk, update, condition, values, names={"#status": "status"})
+        # No delivery callback can have moved the message yet: it finds the message through the SID pointer
+        # that this same transaction writes.
+        return self._update_item(pk, message_sk, update, "attribute_exists(PK)", values, names={"#status": "status"})
 
     def _pointer(self, participant_id: str, message_id: str) -> str | None:
         item = self._get(participant_pk(participant_id), f"{MESSAGE_ID_PREFIX}{message_id}")

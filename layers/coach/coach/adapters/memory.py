@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
@@ -199,3 +199,23 @@ class ManualClock:
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)
         return self._now
+
+
+class InMemoryScheduler:
+    """Implements coach.ports.Scheduler: the schedules that exist now, by name."""
+
+    def __init__(self) -> None:
+        self.daily: dict[str, tuple[str, str]] = {}  # participant id -> (HH:MM, timezone)
+        self.once: dict[str, tuple[datetime, dict[str, Any]]] = {}
+
+    def put_daily(self, participant_id: str, hhmm: str, timezone: str) -> None:
+        self.daily[participant_id] = (hhmm, timezone)
+
+    def delete_daily(self, participant_id: str) -> None:
+        self.daily.pop(participant_id, None)
+
+    def put_once(self, name: str, at: datetime, payload: dict[str, Any]) -> None:
+        self.once[name] = (at, payload)
+
+    def delete_once(self, name: str) -> None:
+        self.once.pop(name, None)

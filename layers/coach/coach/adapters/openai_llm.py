@@ -82,3 +82,18 @@ def _reply(response: Any) -> ModelReply:
 def language_model(settings: CoachSettings) -> OpenAILanguageModel | None:
     """The configured model, or None: no key and no base URL means the offline coach."""
     return OpenAILanguageModel(settings) if settings.llm_configured else None
+
+
+def language_model_from_secret(settings: CoachSettings, secret_name: str) -> OpenAILanguageModel | None:
+    """The model with its key from the Secrets Manager secret {"api_key": ...}; None (the offline coach) when
+    the secret is absent or has no key, so a deployment without an OpenAI account works as it is."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        secret = parameters.get_secret(secret_name, transform="json", max_age=300)
+    except parameters.exceptions.GetParameterError:
+        return None
+    api_key = secret.get("api_key") if isinstance(secret, dict) else None
+    if not api_key:
+        return None
+    return OpenAILanguageModel(settings.model_copy(update={"openai_api_key": str(api_key)}))

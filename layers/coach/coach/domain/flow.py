@@ -67,6 +67,9 @@ class FlowState(BaseModel):
     intake_retries: int = 0  # vague answers to that question so far
     offered_try_now: bool = False  # the last message offered a 1-minute try right now
     daily_schedule: DailySchedule | None = None  # what the coach asked the scheduler for, as last requested
+    # LLM turns on one local day, for the per-participant daily cap (then the offline coach answers).
+    llm_day: str | None = None
+    llm_turns_that_day: int = 0
     created_at: datetime
     updated_at: datetime
     version: int = 1

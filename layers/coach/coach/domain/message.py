@@ -41,6 +41,7 @@ _STATUS_RANK = {
     "delivered": 4,
     "undelivered": 4,
     "failed": 4,
+    "cancelled": 4,  # ours: never handed to Twilio
     "read": 5,
 }
 

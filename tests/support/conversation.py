@@ -1,0 +1,164 @@
+"""A conversation service on real stores (DynamoDB on moto, or in memory) with a scriptable SMS sender."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
+from coach.adapters.dynamodb_store import DynamoDBParticipantStore
+from coach.adapters.memory import InMemoryParticipantStore, InMemoryScheduler, InMemoryWorkQueue, ManualClock
+from coach.adapters.memory_conversation import InMemoryConversationStore
+from coach.bootstrap import build_conversation_service
+from coach.domain.message import Direction, Message
+from coach.domain.participant import Participant
+from coach.domain.work import ConversationWork, WorkKind
+from coach.ports import ConversationStore, LanguageModel, ParticipantStore, SentSms
+from coach.services.conversation import ConversationService
+from coach.services.enrollment import EnrollmentService, EnrollParticipant
+from coach.settings import ConversationSettings
+from tests.support.aws import template_resources
+
+START = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeSms:
+    """Records what is sent; `fail_next` queues exceptions raised by the next sends (before or after Twilio
+    accepted the message: `after_accept=True` records the send, then raises, like a lost response)."""
+
+    sent: list[SentSms] = field(default_factory=list)
+    failures: list[tuple[Exception, bool]] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, exc: Exception, *, after_accept: bool = False, times: int = 1) -> None:
+        self.failures.extend([(exc, after_accept)] * times)
+
+    def send(self, to: str, body: str) -> SentSms:
+        with self._lock:
+            failure = self.failures.pop(0) if self.failures else None
+            if failure is not None and not failure[1]:
+                raise failure[0]
+            sms = SentSms(sid=f"SM{next(self._ids):032d}", status="queued", to=to, body=body, date_created=START)
+            self.sent.append(sms)
+            if failure is not None:
+                raise failure[0]
+            return sms
+
+    def find_sent(self, to: str, body: str, since: datetime) -> SentSms | None:
+        with self._lock:
+            matches = [s for s in self.sent if s.to == to and s.body == body]
+            return matches[-1] if matches else None
+
+    def bodies_to(self, to: str) -> list[str]:
+        return [s.body for s in self.sent if s.to == to]
+
+
+class OneCallAtATime:
+    """A boto3 client whose calls run one at a time. moto's DynamoDB is not thread-safe (it deep-copies
+    tables during transactions); real DynamoDB is. Turns still interleave freely between calls."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class Harness:
+    participants: ParticipantStore
+    conversation: ConversationStore
+    sms: FakeSms
+    scheduler: InMemoryScheduler
+    clock: ManualClock
+    queue: InMemoryWorkQueue
+    build: Callable[..., ConversationService]
+    service: ConversationService
+    enrollment: EnrollmentService
+    texts: Iterator[int] = field(default_factory=itertools.count)
+
+    def enroll(self, phone: str = "+12065550100", **fields: Any) -> Participant:
+        participant = self.enrollment.enroll(EnrollParticipant(phone_number=phone, **fields))
+        self.run_queued()
+        self.clock.advance(seconds=30)
+        return participant
+
+    def run_queued(self) -> None:
+        while self.queue.sent:
+            self.service.handle(self.queue.sent.pop(0))
+
+    def receive(self, participant: Participant, body: str, sid: str | None = None) -> ConversationWork:
+        """What the webhook does for a text: store it once, queue the work."""
+        sid = sid or f"SMin{next(self.texts):030d}"
+        self.conversation.record_inbound(
+            Message(
+                participant_id=participant.id,
+                message_id=sid,
+                direction=Direction.INBOUND,
+                body=body,
+                at=self.clock.now(),
+                status="received",
+            )
+        )
+        return ConversationWork(
+            kind=WorkKind.INBOUND, participant_id=participant.id, occurred_at=self.clock.now(), message_id=sid
+        )
+
+    def text(self, participant: Participant, body: str) -> list[str]:
+        """Send a text and run its turn; the SMS sent in reply."""
+        before = len(self.sms.sent)
+        self.service.handle(self.receive(participant, body))
+        self.clock.advance(seconds=30)
+        return [s.body for s in self.sms.sent[before:]]
+
+
+@contextmanager
+def harness(kind: str, *, language_model: LanguageModel | None = None, **settings: Any) -> Iterator[Harness]:
+    """kind: "dynamodb" (moto, table from template.yaml) or "memory"."""
+    with ExitStack() as stack:
+        participants: ParticipantStore
+        conversation: ConversationStore
+        if kind == "memory":
+            memory = InMemoryParticipantStore()
+            participants, conversation = memory, InMemoryConversationStore(memory)
+            table = "memory"
+        else:
+            aws = stack.enter_context(template_resources())
+            client = OneCallAtATime(aws.dynamodb)
+            participants = DynamoDBParticipantStore(aws.table_name, client)
+            conversation = DynamoDBConversationStore(aws.table_name, client)
+            table = aws.table_name
+        sms, scheduler, clock, queue = FakeSms(), InMemoryScheduler(), ManualClock(START), InMemoryWorkQueue()
+        config = ConversationSettings(table_name=table, **settings)
+
+        def build(**overrides: Any) -> ConversationService:
+            parts: dict[str, Any] = {
+                "participants": participants,
+                "conversation": conversation,
+                "sender": sms,
+                "scheduler": scheduler,
+                "clock": clock,
+                "language_model": lambda: language_model,
+                **overrides,
+            }
+            return build_conversation_service(config, **parts)
+
+        enrollment = EnrollmentService(store=participants, queue=queue, clock=clock)
+        yield Harness(participants, conversation, sms, scheduler, clock, queue, build, build(), enrollment)
