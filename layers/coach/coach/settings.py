@@ -69,6 +69,18 @@ class TwilioSettings(BaseSettings):
     secret_max_age_seconds: int = Field(300, ge=0, description="How long fetched secrets are cached")
     send_attempts: int = Field(3, ge=1, le=10, description="Tries per SMS on 429/5xx/timeouts before giving up")
     send_timeout_seconds: float = Field(10.0, gt=0)
+    send_backoff_seconds: float = Field(0.5, ge=0, description="First wait between tries; it doubles each time")
+
+
+class ConversationSettings(_Base):
+    """The conversation function: where schedules go, and how much LLM a participant may use."""
+
+    schedule_group_name: str = "sms-habit-coach-nudges"
+    scheduler_role_arn: str = Field("", description="The role EventBridge Scheduler assumes to invoke the target")
+    prompt_generator_arn: str = Field("", description="What daily and one-time schedules invoke")
+    openai_secret_name: str | None = Field(None, description='Secrets Manager secret {"api_key": ...}')
+    daily_llm_turns: int = Field(40, ge=0, description="LLM turns per participant per local day; then offline")
+    max_texts_per_turn: int = Field(10, ge=1, le=20, description="Quick texts answered together in one turn")
 
 
 @cache
@@ -84,3 +96,57 @@ def coach_settings() -> CoachSettings:
 @cache
 def twilio_settings() -> TwilioSettings:
     return TwilioSettings()
+
+
+@cache
+def conversation_settings() -> ConversationSettings:
+    return ConversationSettings()  # fields come from the environment
+
+
+class WebhookSettings(_Base):
+    """The Twilio webhook function: where inbound texts go, and what it answers by itself."""
+
+    queue_url: str = Field(min_length=1, description="The FIFO queue in front of the conversation function")
+    public_base_url: str | None = Field(
+        None, description="The base URL Twilio calls and signs (e.g. https://sms.example.org); unset = from the request"
+    )
+    default_phone_region: str = Field("US", min_length=2, max_length=2)
+    default_timezone: str = "America/New_York"
+    auto_enroll: bool = Field(False, description="Enroll unknown senders (as the API would) instead of declining")
+    help_text: str = Field(
+        "SMS Habit Coach: a research study sending one tiny daily habit idea. Reply STOP to opt out. "
+        "Msg & data rates may apply.",
+        min_length=1,
+        max_length=1600,
+    )
+    not_enrolled_text: str = Field(
+        "Hi! This number belongs to a research study, and your number is not enrolled in it. "
+        "If you think it should be, please contact the study team. Reply STOP to opt out.",
+        min_length=1,
+        max_length=1600,
+    )
+    not_enrolled_reply_hours: float = Field(24, gt=0, description="At most one not-enrolled reply per number per ...")
+    opt_out_confirmation: str | None = Field(
+        None, max_length=1600, description="Our own reply to STOP; unset = none (Twilio's opt-out reply covers it)"
+    )
+    max_body_bytes: int = Field(65_536, gt=0, description="Larger webhook bodies are refused before parsing")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return valid_timezone(value, "DEFAULT_TIMEZONE")
+
+    @field_validator("public_base_url", "opt_out_confirmation", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return None if value is None else value.strip().rstrip("/")
+
+
+@cache
+def webhook_settings() -> WebhookSettings:
+    return WebhookSettings()  # fields come from the environment
