@@ -70,7 +70,6 @@ class TwilioSettings(BaseSettings):
     send_attempts: int = Field(3, ge=1, le=10, description="Tries per SMS on 429/5xx/timeouts before giving up")
     send_timeout_seconds: float = Field(10.0, gt=0)
     send_backoff_seconds: float = Field(0.5, ge=0, description="First wait between tries; it doubles each time")
-    send_backoff_seconds: float = Field(0.5, ge=0, description="First wait between tries; it doubles each time")
 
 
 class ConversationSettings(_Base):
