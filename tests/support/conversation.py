@@ -14,14 +14,15 @@ from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.adapters.memory import InMemoryParticipantStore, InMemoryScheduler, InMemoryWorkQueue, ManualClock
 from coach.adapters.memory_conversation import InMemoryConversationStore
-from coach.bootstrap import build_conversation_service
+from coach.bootstrap import build_conversation_service, build_nudge_service
 from coach.domain.message import Direction, Message
 from coach.domain.participant import Participant
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import ConversationStore, LanguageModel, ParticipantStore, SentSms
 from coach.services.conversation import ConversationService
 from coach.services.enrollment import EnrollmentService, EnrollParticipant
-from coach.settings import ConversationSettings
+from coach.services.nudges import NudgeService, ScheduledEvent
+from coach.settings import ConversationSettings, PromptGeneratorSettings
 from tests.support.aws import template_resources
 
 START = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
@@ -92,7 +93,14 @@ class Harness:
     build: Callable[..., ConversationService]
     service: ConversationService
     enrollment: EnrollmentService
+    build_nudges: Callable[..., NudgeService]
     texts: Iterator[int] = field(default_factory=itertools.count)
+
+    def fire(self, participant: Participant, kind: str = "daily_nudge", **fields: Any) -> list[str]:
+        """A schedule fires the prompt generator; the SMS it sent."""
+        before = len(self.sms.sent)
+        self.build_nudges().fire(ScheduledEvent(participant_id=participant.id, kind=kind, **fields))
+        return [s.body for s in self.sms.sent[before:]]
 
     def enroll(self, phone: str = "+12065550100", **fields: Any) -> Participant:
         participant = self.enrollment.enroll(EnrollParticipant(phone_number=phone, **fields))
@@ -160,5 +168,26 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
             }
             return build_conversation_service(config, **parts)
 
-        enrollment = EnrollmentService(store=participants, queue=queue, clock=clock)
-        yield Harness(participants, conversation, sms, scheduler, clock, queue, build, build(), enrollment)
+        def build_nudges(**overrides: Any) -> NudgeService:
+            nudge_config = PromptGeneratorSettings(table_name=table, **{**settings, **overrides})
+            return build_nudge_service(
+                nudge_config,
+                participants=participants,
+                conversation=conversation,
+                sender=sms,
+                scheduler=scheduler,
+                clock=clock,
+                language_model=lambda: language_model,
+            )
+
+        ids = itertools.count(1)
+        enrollment = EnrollmentService(
+            store=participants,
+            queue=queue,
+            clock=clock,
+            scheduler=scheduler,
+            new_id=lambda: f"participant-{next(ids):04d}",  # reproducible, like a study's own ids
+        )
+        yield Harness(
+            participants, conversation, sms, scheduler, clock, queue, build, build(), enrollment, build_nudges
+        )

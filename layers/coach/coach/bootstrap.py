@@ -19,16 +19,19 @@ from coach.services.inbound import InboundService
 from coach.settings import (
     ConversationSettings,
     EnrollmentSettings,
+    PromptGeneratorSettings,
     WebhookSettings,
     coach_settings,
     conversation_settings,
     enrollment_settings,
+    prompt_generator_settings,
     twilio_settings,
     webhook_settings,
 )
 
 if TYPE_CHECKING:
     from coach.services.conversation import ConversationService
+    from coach.services.nudges import NudgeService
 
 
 def _report_queue_failure(kind: str, exc: Exception) -> None:
@@ -43,7 +46,10 @@ def build_enrollment_service(
     store: ParticipantStore | None = None,
     queue: WorkQueue | None = None,
     clock: Clock | None = None,
+    scheduler: Scheduler | None = None,
 ) -> EnrollmentService:
+    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
+
     return EnrollmentService(
         store=store or DynamoDBParticipantStore(settings.table_name),
         queue=queue or SqsWorkQueue(settings.queue_url),
@@ -51,6 +57,8 @@ def build_enrollment_service(
         default_phone_region=settings.default_phone_region,
         default_timezone=settings.default_timezone,
         on_queue_failure=_report_queue_failure,
+        # Deleting schedules needs only their names: no role or target.
+        scheduler=scheduler or EventBridgeScheduler(settings.schedule_group_name, role_arn="", target_arn=""),
     )
 
 
@@ -76,6 +84,7 @@ def build_conversation_service(
     from coach.adapters.twilio_sms import TwilioSmsSender
     from coach.services.conversation import ConversationService
     from coach.services.outbox import OutboxDispatcher
+    from coach.services.turns import TurnRunner
 
     clock = clock or SystemClock()
     participants = participants or DynamoDBParticipantStore(settings.table_name)
@@ -95,12 +104,63 @@ def build_conversation_service(
         conversation=conversation,
         outbox=dispatcher,
         clock=clock,
-        language_model=language_model or _configured_language_model(settings),
-        segment_budget=coach_settings().sms_segment_budget,
-        daily_llm_turns=settings.daily_llm_turns,
+        turns=TurnRunner(
+            language_model=language_model or _configured_language_model(settings),
+            segment_budget=coach_settings().sms_segment_budget,
+            daily_llm_turns=settings.daily_llm_turns,
+            on_event=_report_conversation_event,
+        ),
         max_texts_per_turn=settings.max_texts_per_turn,
         on_event=_report_conversation_event,
     )
+
+
+def build_nudge_service(
+    settings: PromptGeneratorSettings,
+    *,
+    target_arn: str = "",
+    participants: ParticipantStore | None = None,
+    conversation: ConversationStore | None = None,
+    sender: SmsSender | None = None,
+    scheduler: Scheduler | None = None,
+    clock: Clock | None = None,
+    language_model: Callable[[], LanguageModel | None] | None = None,
+) -> NudgeService:
+    """`target_arn`: what one-time schedules invoke (the prompt generator itself, from its Lambda context)."""
+    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
+    from coach.domain.nudges import QuietHours
+    from coach.services.nudges import NudgeService
+
+    target = settings.prompt_generator_arn or target_arn
+    scheduler = scheduler or EventBridgeScheduler(settings.schedule_group_name, settings.scheduler_role_arn, target)
+    conversation_part = build_conversation_service(
+        settings,
+        participants=participants,
+        conversation=conversation,
+        sender=sender,
+        scheduler=scheduler,
+        clock=clock,
+        language_model=language_model,
+    )
+    return NudgeService(
+        participants=conversation_part.participants,
+        conversation=conversation_part.conversation,
+        outbox=conversation_part.outbox,
+        scheduler=scheduler,
+        clock=conversation_part.clock,
+        turns=conversation_part.turns,
+        quiet_hours=QuietHours.parse(settings.quiet_hours_start, settings.quiet_hours_end),
+        reminder_delay=timedelta(minutes=settings.reminder_delay_minutes),
+        probability=settings.nudge_probability,
+        seed=settings.study_seed,
+        on_event=_report_conversation_event,
+    )
+
+
+@cache
+def nudge_service(target_arn: str = "") -> NudgeService:
+    """The service of the prompt-generator function, built once per Lambda container."""
+    return build_nudge_service(prompt_generator_settings(), target_arn=target_arn)
 
 
 def _configured_language_model(settings: ConversationSettings) -> Callable[[], LanguageModel | None]:
@@ -137,6 +197,8 @@ def forget_built_services() -> None:
     webhook_settings.cache_clear()
     conversation_service.cache_clear()
     conversation_settings.cache_clear()
+    nudge_service.cache_clear()
+    prompt_generator_settings.cache_clear()
     coach_settings.cache_clear()
     twilio_settings.cache_clear()
 

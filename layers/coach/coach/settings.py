@@ -83,6 +83,18 @@ class ConversationSettings(_Base):
     max_texts_per_turn: int = Field(10, ge=1, le=20, description="Quick texts answered together in one turn")
 
 
+class PromptGeneratorSettings(ConversationSettings):
+    """The prompt generator: when nudges may go out, the reminder, and the study's randomisation."""
+
+    reminder_delay_minutes: int = Field(300, ge=0, description="Follow-up after an unanswered nudge; 0 = none")
+    quiet_hours_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_hours_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    nudge_probability: float = Field(
+        1.0, ge=0, le=1, description="Micro-randomisation: chance of a nudge at each available decision point"
+    )
+    study_seed: str = Field("sms-habit-coach", description="Seeds the randomisation, so decisions reproduce")
+
+
 @cache
 def enrollment_settings() -> EnrollmentSettings:
     return EnrollmentSettings()  # fields come from the environment
@@ -150,3 +162,8 @@ class WebhookSettings(_Base):
 @cache
 def webhook_settings() -> WebhookSettings:
     return WebhookSettings()  # fields come from the environment
+
+
+@cache
+def prompt_generator_settings() -> PromptGeneratorSettings:
+    return PromptGeneratorSettings()  # fields come from the environment

@@ -200,6 +200,10 @@ class ManualClock:
         self._now += timedelta(**delta)
         return self._now
 
+    def set(self, moment: datetime) -> datetime:
+        self._now = moment
+        return moment
+
 
 class InMemoryScheduler:
     """Implements coach.ports.Scheduler: the schedules that exist now, by name."""

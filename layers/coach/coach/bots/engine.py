@@ -121,6 +121,7 @@ def _on_texts(ctx: TurnContext, texts: list[str], llm: LanguageModel | None) -> 
     if (pending := ctx.flow.pending_reminder) is not None:
         ctx.effects.append(CancelReminder(nudge_key=pending.nudge_key, schedule_name=pending.schedule_name))
         ctx.flow.pending_reminder = None
+        ctx.record("nudge_responded", nudge_key=pending.nudge_key, responded_at=ctx.now.isoformat())
     if reason := _silenced(ctx, nudge=False):
         ctx.record("reply_withheld", reason=reason)
         return [], "none"

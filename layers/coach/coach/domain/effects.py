@@ -6,6 +6,7 @@ events and carries these out, in the order given.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,3 +53,20 @@ class CancelReminder(BaseModel):
 
 
 Effect = Annotated[ScheduleDaily | DeleteSchedule | ScheduleTransition | CancelReminder, Field(discriminator="kind")]
+
+
+class ScheduleReminder(BaseModel):
+    """A one-time schedule for the follow-up of a nudge; a reply before it fires cancels it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["schedule_reminder"] = "schedule_reminder"
+    at: datetime
+    nudge_key: str
+    schedule_name: str
+
+
+OutboxEffect = Annotated[
+    ScheduleDaily | DeleteSchedule | ScheduleTransition | CancelReminder | ScheduleReminder,
+    Field(discriminator="kind"),
+]

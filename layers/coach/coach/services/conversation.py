@@ -7,20 +7,17 @@ already (a redelivery) only finishes the outbox.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from coach.bots.engine import run_turn
-from coach.bots.turn import TurnEvent, TurnInput, TurnResult
+from coach.bots.turn import TurnEvent, TurnInput
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
-from coach.domain.message import Direction, Message
-from coach.domain.outbox import OutboxItem, OutboxKind
+from coach.domain.message import Message
+from coach.domain.outbox import OutboxItem
 from coach.domain.participant import Participant
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import Clock, ConversationStore, LanguageModel, ParticipantStore
+from coach.ports import Clock, ConversationStore, ParticipantStore
 from coach.services.outbox import OutboxDispatcher
+from coach.services.turns import EventSink, TurnRunner, outbox_for_turn
 
 TURN_ATTEMPTS = 8  # optimistic-locking rounds before the work goes back to the queue
 
@@ -31,11 +28,9 @@ class ConversationService:
     conversation: ConversationStore
     outbox: OutboxDispatcher
     clock: Clock
-    language_model: Callable[[], LanguageModel | None] = lambda: None  # built lazily: importing openai is slow
-    segment_budget: int = 2
-    daily_llm_turns: int = 40
+    turns: TurnRunner
     max_texts_per_turn: int = 10
-    on_event: Callable[[str, dict[str, object]], None] = lambda kind, data: None  # logs and metrics
+    on_event: EventSink = lambda kind, data: None
 
     def handle(self, work: ConversationWork) -> None:
         """Run the turn this work asks for unless it was saved before, then finish the participant's outbox."""
@@ -77,8 +72,8 @@ class ConversationService:
             turn_key = work_key
             event = TurnEvent.ENROLLED if work.kind is WorkKind.ENROLLED else TurnEvent.RESET
             turn = TurnInput(flow=flow, participant=participant, now=now, event=event)
-        result = self._run(turn, participant)
-        outbox, messages = self._outbox_of(result, participant, turn_key, now)
+        result = self.turns.run(turn, participant)
+        outbox, messages = outbox_for_turn(result, participant, turn_key, now)
         new_flow = result.flow.model_copy(update={"version": flow.version})
         if answered:
             new_flow = new_flow.model_copy(update={"last_processed_inbound": answered[-1].message_id})
@@ -101,60 +96,3 @@ class ConversationService:
         # Keep the newest ones, always with this work's own text.
         chosen = ordered[-self.max_texts_per_turn :]
         return chosen if own in chosen else [*chosen[1:], own]
-
-    def _run(self, turn: TurnInput, participant: Participant) -> TurnResult:
-        flow = turn.flow
-        day = _local_day(turn.now, participant.timezone)
-        used = flow.llm_turns_that_day if flow.llm_day == day else 0
-        llm = self.language_model() if used < self.daily_llm_turns else None
-        result = run_turn(turn, llm=llm, segment_budget=self.segment_budget)
-        if result.coach == "llm":
-            result.flow.llm_day, result.flow.llm_turns_that_day = day, used + 1
-        elif llm is None and used >= self.daily_llm_turns and self.daily_llm_turns > 0:
-            self.on_event("llm_daily_cap", {"participant_id": participant.id})
-        return result
-
-    @staticmethod
-    def _outbox_of(
-        result: TurnResult, participant: Participant, turn_key: str, now: datetime
-    ) -> tuple[list[OutboxItem], list[Message]]:
-        pid = participant.id
-        outbox: list[OutboxItem] = []
-        messages: list[Message] = []
-        for n, effect in enumerate(result.effects):
-            outbox.append(
-                OutboxItem(
-                    participant_id=pid,
-                    key=f"{turn_key}#e{n}",
-                    kind=OutboxKind.EFFECT,
-                    created_at=now,
-                    effect=effect.model_dump(mode="json"),
-                )
-            )
-        for n, text in enumerate(result.replies):
-            key = f"{turn_key}#{n}"
-            outbox.append(
-                OutboxItem(
-                    participant_id=pid,
-                    key=key,
-                    kind=OutboxKind.SMS,
-                    created_at=now,
-                    to=participant.phone_number,
-                    body=text,
-                )
-            )
-            messages.append(
-                Message(
-                    participant_id=pid,
-                    message_id=key,
-                    direction=Direction.OUTBOUND,
-                    body=text,
-                    at=now,
-                    status="pending",
-                )
-            )
-        return outbox, messages
-
-
-def _local_day(now: datetime, timezone: str) -> str:
-    return now.astimezone(ZoneInfo(timezone)).date().isoformat()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from coach.domain.errors import Conflict, InvalidField
+from coach.domain.errors import Conflict, InvalidField, NotFound
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import (
@@ -20,7 +20,7 @@ from coach.domain.participant import (
     valid_timezone,
 )
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import Clock, Page, ParticipantStore, WorkQueue
+from coach.ports import Clock, Page, ParticipantStore, Scheduler, WorkQueue
 
 PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)]
@@ -84,6 +84,7 @@ class EnrollmentService:
     default_timezone: str = "America/New_York"
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     on_queue_failure: Callable[[str, Exception], None] | None = None
+    scheduler: Scheduler | None = None  # withdrawal and deletion remove the participant's schedules
 
     def enroll(self, command: EnrollParticipant) -> Participant:
         """Create participant, phone index and intake flow state at once, then queue the greeting."""
@@ -126,14 +127,32 @@ class EnrollmentService:
             changes["timezone"] = valid_timezone(changes["timezone"])
         for attempt in range(UPDATE_ATTEMPTS):
             try:
-                return self._apply(participant_id, changes)
+                updated = self._apply(participant_id, changes)
             except Conflict:
                 if attempt == UPDATE_ATTEMPTS - 1:
                     raise
+                continue
+            if updated.status is ParticipantStatus.WITHDRAWN:
+                self._remove_schedules(participant_id)  # pausing keeps them: resuming needs nothing
+            return updated
         raise AssertionError("unreachable")  # pragma: no cover
 
     def delete(self, participant_id: str) -> None:
+        """Every item of the participant and its schedules. Schedules first: a failure leaves all in place."""
+        self.store.get_participant(participant_id)
+        self._remove_schedules(participant_id)
         self.store.delete_participant(participant_id)
+
+    def _remove_schedules(self, participant_id: str) -> None:
+        if self.scheduler is None:
+            return
+        self.scheduler.delete_daily(participant_id)
+        try:
+            pending = self.store.get_flow_state(participant_id).pending_reminder
+        except NotFound:
+            return
+        if pending is not None and pending.schedule_name:
+            self.scheduler.delete_once(pending.schedule_name)
 
     def reset(self, participant_id: str) -> ConversationView:
         """Conversation back to intake with an empty profile; the transcript stays."""

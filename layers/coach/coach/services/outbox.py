@@ -14,7 +14,14 @@ from datetime import timedelta
 
 from pydantic import TypeAdapter
 
-from coach.domain.effects import CancelReminder, DeleteSchedule, Effect, ScheduleDaily, ScheduleTransition
+from coach.domain.effects import (
+    CancelReminder,
+    DeleteSchedule,
+    OutboxEffect,
+    ScheduleDaily,
+    ScheduleReminder,
+    ScheduleTransition,
+)
 from coach.domain.errors import Conflict, DeliveryRejected, NotFound
 from coach.domain.message import ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
@@ -22,7 +29,7 @@ from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.schedules import transition_schedule_name
 from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler, SentSms, SmsSender
 
-_EFFECT: TypeAdapter[Effect] = TypeAdapter(Effect)
+_EFFECT: TypeAdapter[OutboxEffect] = TypeAdapter(OutboxEffect)
 # Twilio's clock and ours differ a little; look a bit before the attempt for what it may have sent.
 _CLOCK_SKEW = timedelta(minutes=2)
 _SILENT_STATUSES = (ParticipantStatus.WITHDRAWN, ParticipantStatus.COMPLETED)
@@ -104,6 +111,9 @@ class OutboxDispatcher:
             payload = {"participant_id": pid, "kind": "transition", "to_sub_state": effect.to_sub_state.value}
             at = item.created_at + timedelta(minutes=effect.delay_minutes)
             self.scheduler.put_once(transition_schedule_name(pid, item.key), at, payload)
+        elif isinstance(effect, ScheduleReminder):
+            payload = {"participant_id": pid, "kind": "reminder", "nudge_key": effect.nudge_key}
+            self.scheduler.put_once(effect.schedule_name, effect.at, payload)
         elif isinstance(effect, CancelReminder) and effect.schedule_name:
             self.scheduler.delete_once(effect.schedule_name)
         self._finish(item, OutboxState.SENT)
