@@ -13,10 +13,31 @@ DEFAULT_STACK_NAME = "sms-habit-coach-local"
 DEFAULT_REGION = "us-east-1"
 # moto's default account; every ARN the local stack makes up uses it so they all agree.
 ACCOUNT_ID = "123456789012"
+# The fake Twilio's account: obviously not real. +15005550006 is Twilio's own "valid sender" test number.
+DEFAULT_TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+DEFAULT_TWILIO_AUTH_TOKEN = "local-twilio-auth-token"  # noqa: S105 - a local stand-in, printed at start
+DEFAULT_TWILIO_FROM_NUMBER = "+15005550006"
 
 
 class ConfigError(ValueError):
     """The shell asked for something the local stack cannot do (a bad PORT, an empty API_KEY)."""
+
+
+@dataclass(frozen=True)
+class TwilioAccount:
+    """The account the fake Twilio accepts and the handlers use: TWILIO_ACCOUNT_SID, _AUTH_TOKEN, _FROM_NUMBER."""
+
+    account_sid: str = DEFAULT_TWILIO_ACCOUNT_SID
+    auth_token: str = field(default=DEFAULT_TWILIO_AUTH_TOKEN, repr=False)
+    from_number: str = DEFAULT_TWILIO_FROM_NUMBER
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> TwilioAccount:
+        return cls(
+            account_sid=_non_empty(environ, "TWILIO_ACCOUNT_SID", DEFAULT_TWILIO_ACCOUNT_SID),
+            auth_token=_non_empty(environ, "TWILIO_AUTH_TOKEN", DEFAULT_TWILIO_AUTH_TOKEN),
+            from_number=_non_empty(environ, "TWILIO_FROM_NUMBER", DEFAULT_TWILIO_FROM_NUMBER),
+        )
 
 
 @dataclass(frozen=True)
@@ -28,6 +49,7 @@ class LocalConfig:
     # The variables the stack was started with: template parameters read their overrides from here.
     shell_variables: Mapping[str, str] = field(default_factory=dict)
     host: str = LOOPBACK
+    twilio: TwilioAccount = field(default_factory=TwilioAccount)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> LocalConfig:
@@ -36,6 +58,7 @@ class LocalConfig:
             api_key=_api_key(environ.get("API_KEY")),
             region=environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or DEFAULT_REGION,
             shell_variables=dict(environ),
+            twilio=TwilioAccount.from_environ(environ),
         )
 
 
@@ -57,3 +80,12 @@ def _api_key(raw: str | None) -> str:
     if not raw.strip():
         raise ConfigError("API_KEY is set but empty; unset it for the local default")
     return raw
+
+
+def _non_empty(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    if not raw.strip():
+        raise ConfigError(f"{name} is set but empty; unset it for the local default")
+    return raw.strip()

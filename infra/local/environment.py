@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from infra.local.config import TwilioAccount
 from infra.local.intrinsics import Intrinsics, TemplateError
 from infra.template import resources_of_type
 
@@ -98,6 +99,18 @@ def aws_client_environment(endpoint_url: str, region: str) -> dict[str, str]:
         # A developer's ~/.aws files may name profiles, SSO or per-service endpoints: ignore them.
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+def twilio_environment(account: TwilioAccount, *, api_base_url: str, public_base_url: str) -> dict[str, str]:
+    """Point the handlers' Twilio client at the fake Twilio with its account. These win over the template's
+    TWILIO_SECRET_NAME (direct credentials come first), so no secret is needed locally."""
+    return {
+        "TWILIO_ACCOUNT_SID": account.account_sid,
+        "TWILIO_AUTH_TOKEN": account.auth_token,
+        "TWILIO_FROM_NUMBER": account.from_number,
+        "TWILIO_API_BASE_URL": api_base_url,
+        "STATUS_CALLBACK_URL": f"{public_base_url}/twilio/status",
     }
 
 

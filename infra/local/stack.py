@@ -87,6 +87,11 @@ class LocalStack:
     def add_banner_line(self, label: str, text: str) -> None:
         self._banner.append((label, text))
 
+    def add_environment(self, variables: Mapping[str, str]) -> None:
+        """Give the handlers more variables (the fake Twilio's account and URL); they win over the template's."""
+        self.environment.update(variables)
+        apply_environment(self._environ, variables)
+
     @property
     def port(self) -> int:
         return self._require_gateway().port

@@ -1,0 +1,367 @@
+"""A fake Twilio REST API for the local stack (DESIGN §7), on the gateway's port under Twilio's own paths:
+
+  POST /2010-04-01/Accounts/{AccountSid}/Messages.json        send: To, From/MessagingServiceSid, Body, StatusCallback
+  GET  /2010-04-01/Accounts/{AccountSid}/Messages.json        list, newest first: To, From, DateSent, PageSize, Page
+  GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  fetch one
+
+with HTTP basic auth (account SID and auth token). It records every message, then a background thread moves
+each one to sent and delivered and posts signed status callbacks, as Twilio does.
+
+Faults, for tests and people: Twilio's magic test numbers (To=+15005550001 -> 21211 invalid number,
+To=+15005550004 -> 21610 unsubscribed, ...; see twilio_wire.MAGIC_TO), and queued failures:
+  fake.fail_next(500, count=2)                   the next 2 sends answer 500 (429, 503, or 400 with a code)
+  fake.fail_next(500, record=True)               the message is taken but the answer is lost (a 500)
+  fake.fail_delivery_next(error_code=30003)      accepted, then undelivered (status callback with ErrorCode)
+  POST /_local/twilio/faults {"status": 500, "count": 2} / {"delivery": "failed", "error_code": 21610}
+  GET /_local/twilio/faults lists them, DELETE /_local/twilio/faults drops them, DELETE /_local/twilio/messages
+  forgets every message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from coach.domain.participant import mask_phone
+from infra.local.config import TwilioAccount
+from infra.local.environment import twilio_environment
+from infra.local.twilio_wire import (
+    API_VERSION,
+    MAGIC_FROM,
+    MAGIC_TO,
+    MAX_BODY_CHARS,
+    SentMessage,
+    basic_auth,
+    error_response,
+    new_sid,
+    page_envelope,
+    post_signed,
+    sent_on,
+)
+from infra.local.web import HttpRequest, HttpResponse, json_response
+
+if TYPE_CHECKING:
+    from infra.local.stack import LocalStack
+
+API_PREFIX = f"/{API_VERSION}"
+CONTROL_PREFIX = "/_local/twilio"
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+# Where a message sent through a messaging service (MG...) comes from: Twilio picks a number of its pool.
+POOL_NUMBER = "+15005550006"
+
+PostCallback = Callable[[str, dict[str, str], str], "int | None"]  # (url, form, auth token) -> HTTP status
+
+
+@dataclass(frozen=True)
+class SendFault:
+    """The answer to one coming send instead of a 201. `record`: the message is taken anyway (a lost answer)."""
+
+    status: int
+    code: int | None = None
+    record: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryFault:
+    """One coming message is accepted, then ends `status` (undelivered or failed) with `error_code`."""
+
+    status: str = "undelivered"
+    error_code: int = 30003  # "Unreachable destination handset"
+
+
+class FakeTwilio:
+    """The fake's state and its two route handlers; also the BackgroundService that delivers messages."""
+
+    name = "fake Twilio"
+
+    def __init__(
+        self,
+        account: TwilioAccount,
+        *,
+        delivery_delay_seconds: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
+        post_callback: PostCallback = post_signed,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        """`delivery_delay_seconds`: how long a message stays queued, as on Twilio, whose callbacks come after
+        the answer to the send (0 in tests: wait_idle() says when the callbacks are done)."""
+        self.account = account
+        self._delay = delivery_delay_seconds
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._post = post_callback
+        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._lock = threading.Condition()
+        self._messages: dict[str, SentMessage] = {}
+        self._send_faults: list[SendFault] = []
+        self._delivery_faults: list[DeliveryFault] = []
+        self._sequence = itertools.count(1)
+        self._work: queue.Queue[tuple[str, DeliveryFault | None] | None] = queue.Queue()
+        self._undelivered = 0  # messages the delivery thread has not finished with
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- what tests and people use ----------------------------------------------------------------
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Every message taken (oldest first), as Twilio's JSON resource."""
+        with self._lock:
+            found = sorted(self._messages.values(), key=lambda m: m.sequence)
+            return [m.resource() for m in found if to is None or m.to == to]
+
+    def fail_next(self, status: int = 500, count: int = 1, *, code: int | None = None, record: bool = False) -> None:
+        if not 400 <= status <= 599 or count < 1:
+            raise ValueError("status must be 4xx or 5xx and count at least 1")
+        with self._lock:
+            self._send_faults.extend([SendFault(status, code, record)] * count)
+
+    def fail_delivery_next(self, count: int = 1, *, status: str = "undelivered", error_code: int = 30003) -> None:
+        if status not in ("undelivered", "failed") or count < 1:
+            raise ValueError("status must be undelivered or failed and count at least 1")
+        with self._lock:
+            self._delivery_faults.extend([DeliveryFault(status, error_code)] * count)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._send_faults.clear()
+            self._delivery_faults.clear()
+
+    def forget_messages(self) -> None:
+        with self._lock:
+            self._messages.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every message taken so far is delivered (or failed) and its callbacks are posted."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._undelivered == 0, timeout)
+
+    # --- BackgroundService ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._deliver_forever, name="fake-twilio-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping.set()
+            self._work.put(None)
+            self._thread.join(timeout=15)
+            self._thread = None
+
+    # --- /2010-04-01 --------------------------------------------------------------------------------
+    def handle_api(self, request: HttpRequest) -> HttpResponse | None:
+        credentials = basic_auth(request.header("Authorization"))
+        if credentials != (self.account.account_sid, self.account.auth_token):
+            return error_response(401)
+        parts = [unquote(part) for part in request.path.split("/")[2:]]  # after "", "2010-04-01"
+        if len(parts) < 3 or parts[0] != "Accounts" or parts[1] != self.account.account_sid:
+            return error_response(404, message=f"The requested resource {request.path} was not found")
+        if parts[2:] == ["Messages.json"]:
+            if request.method == "POST":
+                return self._create(request)
+            if request.method == "GET":
+                return self._list(request)
+            return error_response(405)
+        if len(parts) == 4 and parts[2] == "Messages" and parts[3].endswith(".json") and request.method == "GET":
+            with self._lock:
+                message = self._messages.get(parts[3].removesuffix(".json"))
+                if message is not None:
+                    return json_response(200, message.resource())
+        return error_response(404, message=f"The requested resource {request.path} was not found")
+
+    def _create(self, request: HttpRequest) -> HttpResponse:
+        form = dict(parse_qsl(request.body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        to, body = form.get("To", "").strip(), form.get("Body", "")
+        sender, service = form.get("From", "").strip(), form.get("MessagingServiceSid", "").strip()
+        callback = form.get("StatusCallback", "").strip() or None
+        with self._lock:
+            fault = self._send_faults.pop(0) if self._send_faults else None
+        if fault is not None and not fault.record:
+            return error_response(fault.status, fault.code)
+        refusal = self._refusal(to, body, sender, service, callback)
+        if refusal is not None:
+            return refusal
+        now = self._clock()
+        with self._lock:
+            delivery = self._delivery_faults.pop(0) if self._delivery_faults else None
+            message = SentMessage(
+                sid=new_sid("SM"),
+                account_sid=self.account.account_sid,
+                to=to,
+                from_=sender or None,
+                body=body,
+                status="queued" if sender else "accepted",
+                date_created=now,
+                date_updated=now,
+                messaging_service_sid=service or None,
+                status_callback=callback,
+                sequence=next(self._sequence),
+            )
+            self._messages[message.sid] = message
+            self._undelivered += 1
+        self._work.put((message.sid, delivery))
+        self._log(f"fake Twilio: took {message.sid} to {mask_phone(to)} ({message.status})")
+        if fault is not None:
+            return error_response(fault.status, fault.code)
+        return json_response(201, message.resource())
+
+    def _refusal(self, to: str, body: str, sender: str, service: str, callback: str | None) -> HttpResponse | None:
+        """Twilio's 400 for a send it would refuse, None when it would take it."""
+        if not to:
+            return error_response(400, 21604, "A 'To' phone number is required.")
+        if not sender and not service:
+            return error_response(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required.")
+        if not body.strip():
+            return error_response(400, 21602, "Message body is required.")
+        if len(body) > MAX_BODY_CHARS:
+            return error_response(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+        if sender in MAGIC_FROM:
+            return error_response(400, *MAGIC_FROM[sender])
+        if sender and sender != self.account.from_number:
+            return error_response(400, 21606, MAGIC_FROM["+15005550007"][1])
+        if service and not service.startswith("MG"):
+            return error_response(400, 21701, "The Messaging Service Sid is invalid.")
+        if to in MAGIC_TO:
+            return error_response(400, *MAGIC_TO[to])
+        if callback is not None and urlsplit(callback).scheme not in ("http", "https"):
+            return error_response(400, 21609, "The StatusCallback URL is not a valid URL.")
+        return None
+
+    def _list(self, request: HttpRequest) -> HttpResponse:
+        params = dict(request.query_pairs())
+        try:
+            size = min(int(params.get("PageSize", DEFAULT_PAGE_SIZE)), MAX_PAGE_SIZE)
+            page = int(params.get("Page", "0"))
+            dated = [(key, *sent_on(params[key])) for key in ("DateSent", "DateSent<", "DateSent>") if params.get(key)]
+        except ValueError:
+            return error_response(400, 20001, "Invalid PageSize, Page or DateSent")
+        if size < 1 or page < 0:
+            return error_response(400, 20001, "Invalid PageSize or Page")
+        with self._lock:
+            found = [
+                m
+                for m in sorted(self._messages.values(), key=lambda m: -m.sequence)
+                if m.to == params.get("To", m.to)
+                and m.from_ == params.get("From", m.from_)
+                and all(_sent_within(m, key, low, high) for key, low, high in dated)
+            ]
+            token = params.get("PageToken", "")  # "PA" + the SID the previous page ended with
+            start = next((i + 1 for i, m in enumerate(found) if "PA" + m.sid == token), 0) if token else page * size
+            chosen = found[start : start + size]
+            records = [m.resource() for m in chosen]
+            more = "PA" + chosen[-1].sid if chosen and start + size < len(found) else None
+        filters = [(k, v) for k, v in request.query_pairs() if k not in ("PageSize", "Page", "PageToken")]
+        return json_response(200, page_envelope(request.path, filters, records, page=page, size=size, more=more))
+
+    # --- /_local/twilio -------------------------------------------------------------------------------
+    def handle_control(self, request: HttpRequest) -> HttpResponse | None:
+        what = request.path.removeprefix(CONTROL_PREFIX).strip("/")
+        if what == "faults" and request.method == "POST":
+            try:
+                self._queue_fault(request.json())
+            except (ValueError, TypeError) as exc:
+                return json_response(400, {"message": str(exc)})
+        elif what == "faults" and request.method == "DELETE":
+            self.clear_faults()
+        elif what == "messages" and request.method == "DELETE":
+            self.forget_messages()
+            return json_response(200, {"messages": []})
+        elif what == "messages" and request.method == "GET":
+            return json_response(200, {"messages": self.messages()})
+        elif what != "faults" or request.method != "GET":
+            return None
+        with self._lock:
+            sends = [asdict(f) for f in self._send_faults]
+            deliveries = [asdict(f) for f in self._delivery_faults]
+        return json_response(200, {"send": sends, "delivery": deliveries})
+
+    def _queue_fault(self, spec: Any) -> None:
+        if not isinstance(spec, dict):
+            raise ValueError('send {"status": 500, "count": 1} or {"delivery": "undelivered", "error_code": 30003}')
+        count = int(spec.get("count", 1))
+        if "delivery" in spec:
+            self.fail_delivery_next(count, status=str(spec["delivery"]), error_code=int(spec.get("error_code", 30003)))
+        else:
+            code = None if spec.get("code") is None else int(spec["code"])
+            self.fail_next(int(spec.get("status", 500)), count, code=code, record=bool(spec.get("record")))
+
+    # --- delivery ---------------------------------------------------------------------------------------
+    def _deliver_forever(self) -> None:
+        while (item := self._work.get()) is not None:
+            sid, fault = item
+            if self._delay > 0:
+                self._stopping.wait(self._delay)
+            try:
+                self._advance(sid, "sent")
+                if fault is None:
+                    self._advance(sid, "delivered")
+                else:
+                    self._advance(sid, fault.status, fault.error_code)
+            except Exception:  # a bug here must not stop every later delivery
+                traceback.print_exc(file=sys.stderr)
+            finally:
+                with self._lock:
+                    self._undelivered -= 1
+                    self._lock.notify_all()
+
+    def _advance(self, sid: str, status: str, error_code: int | None = None) -> None:
+        with self._lock:
+            message = self._messages.get(sid)
+            if message is None:  # forgotten meanwhile
+                return
+            now = self._clock()
+            message.status, message.date_updated = status, now
+            message.from_ = message.from_ or POOL_NUMBER
+            if status == "sent":
+                message.date_sent = now
+            if error_code is not None:
+                message.error_code, message.error_message = error_code, f"Twilio error {error_code}"
+            url, params = message.status_callback, message.callback_params()
+        if url is None or self._stopping.is_set():
+            return
+        answer = self._post(url, params, self.account.auth_token)
+        with self._lock:
+            message.callbacks.append(status)
+        self._log(f"fake Twilio: {sid} {status} -> status callback {answer or 'unreachable'}")
+
+
+def _sent_within(message: SentMessage, key: str, low: datetime, high: datetime) -> bool:
+    """Whether the message passes a DateSent filter naming the moment low (== high) or the day [low, high)."""
+    moment = message.date_sent or message.date_created
+    if key == "DateSent<":
+        return moment < high if high > low else moment <= low
+    if key == "DateSent>":
+        return moment >= low
+    return moment.date() == low.date()
+
+
+class FakeTwilioExtension:
+    """Extension: the fake Twilio on the gateway's port, the handlers pointed at it; `.fake` once started."""
+
+    def __init__(self, *, delivery_delay_seconds: float = 0.5) -> None:
+        self.delivery_delay_seconds = delivery_delay_seconds
+        self.fake: FakeTwilio | None = None
+
+    def __call__(self, stack: LocalStack) -> None:
+        account = stack.config.twilio
+        fake = FakeTwilio(account, delivery_delay_seconds=self.delivery_delay_seconds)
+        stack.mount(API_PREFIX, fake.handle_api)
+        stack.mount(CONTROL_PREFIX, fake.handle_control)
+        stack.add_service(fake)
+        stack.add_environment(
+            twilio_environment(account, api_base_url=stack.base_url, public_base_url=stack.public_base_url)
+        )
+        messages = f"{stack.base_url}{API_PREFIX}/Accounts/{account.account_sid}/Messages.json"
+        stack.add_banner_line("Fake Twilio", f"{messages}  (faults: POST {stack.base_url}{CONTROL_PREFIX}/faults)")
+        stack.add_banner_line(
+            "Twilio account",
+            f"{account.account_sid} / {account.auth_token} / from {account.from_number}"
+            "  (set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER to change)",
+        )
+        self.fake = fake
