@@ -11,11 +11,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run chat test check lint typecheck cfn-lint validate openapi coverage clean
+.PHONY: help run chat sms test check lint typecheck cfn-lint validate openapi coverage clean
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
 	@echo "make chat      talk to the coach in this terminal (offline coach unless OPENAI_* is set)"
+	@echo "make sms FROM=+12065550100 BODY='hi'   text the running local stack as that number; prints the replies"
 	@echo "make test      run the whole test suite"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
@@ -38,6 +39,10 @@ run: $(STAMP)
 
 chat: $(STAMP)
 	$(PY) -m infra.chat
+
+# FROM, BODY (and WAIT) reach the recipe's environment; "$$BODY" keeps quotes and $ in the text intact.
+sms: $(STAMP)
+	@$(PY) -m infra.sms --from "$$FROM" --body "$$BODY" $${WAIT:+--wait "$$WAIT"}
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -6,7 +6,8 @@ the handlers' environment are ready and before the gateway serves. It may:
     REST API, `/_local/clock`); the handler takes an HttpRequest and returns an HttpResponse;
   - `stack.add_service(service)`: run something with start()/stop() beside the gateway (a queue
     pump invoking `stack.functions["ConversationFunction"]`, a scheduler emulator);
-  - `stack.add_banner_line(label, text)`: tell the person at the terminal about it.
+  - `stack.add_banner_line(label, text)`: tell the person at the terminal about it;
+  - `stack.add_environment(variables)`: give the handlers more variables (the fake Twilio's URL).
 `stack.physical` has every resource's local id (queue URLs, the table name), `stack.environment`
 the variables the handlers see, `stack.endpoint_url` moto's URL.
 """
@@ -15,11 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from infra.local.fake_twilio import FakeTwilioExtension
+from infra.local.pump import QueuePumpExtension
+
 if TYPE_CHECKING:
     from infra.local.stack import Extension
 
 
 def default_extensions() -> list[Extension]:
-    """What `python -m infra.local` runs. Later issues add the queue pump, the scheduler emulator,
-    the fake Twilio API and the virtual clock here."""
-    return []
+    """What `python -m infra.local` runs, in this order (services stop in the reverse order). Later
+    issues add the scheduler emulator and the virtual clock here."""
+    return [
+        FakeTwilioExtension(),  # first: it sets the TWILIO_* variables the handlers read
+        QueuePumpExtension(),
+    ]
