@@ -546,3 +546,37 @@ def test_an_older_callback_naming_the_status_sms_status_is_understood() -> None:
     result = hook.service.record_delivery_status({"MessageSid": "SM9", "SmsStatus": "delivered", "To": PHONE})
 
     assert result.updated is True
+
+
+class LaggingPhoneIndex(InMemoryParticipantStore):
+    """Answers the first phone look-up as if the number were not enrolled yet (another delivery of the
+    same text is enrolling it at this very moment)."""
+
+    lagging = True
+
+    def participant_id_for_phone(self, phone_number: str) -> str | None:
+        if self.lagging:
+            self.lagging = False
+            return None
+        return super().participant_id_for_phone(phone_number)
+
+
+def test_with_auto_enroll_a_concurrent_enrollment_of_the_number_is_joined_not_failed() -> None:
+    # Given the number was enrolled by a concurrent delivery between our look-up and our enrollment
+    hook = webhook(participants=LaggingPhoneIndex(), auto_enroll=True)
+    participant = hook.enroll(STRANGER)
+    # When the text is handled
+    result = hook.text("hi coach", sender=STRANGER)
+    # Then it goes to that participant, and nobody is enrolled twice
+    assert result.participant_id == participant.id
+    assert list(hook.participants.participants) == [participant.id]
+    assert [w.kind for w in hook.queue.sent] == [WorkKind.INBOUND]
+
+
+def test_a_callback_to_something_that_is_not_a_phone_number_changes_nothing() -> None:
+    hook = webhook()
+    hook.enroll()
+
+    result = hook.service.record_delivery_status(status("SM9", "delivered", to="not-a-number"))
+
+    assert (result.participant_id, result.updated, result.opted_out) == (None, False, False)
