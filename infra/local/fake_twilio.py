@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from coach.domain.participant import mask_phone
 from infra.local.config import TwilioAccount
 from infra.local.environment import twilio_environment
 from infra.local.twilio_wire import (
@@ -206,7 +205,7 @@ class FakeTwilio:
             self._messages[message.sid] = message
             self._undelivered += 1
         self._work.put((message.sid, delivery))
-        self._log(f"fake Twilio: took {message.sid} to {mask_phone(to)} ({message.status})")
+        self._log(f"fake Twilio: took {message.sid} ({message.status})")
         if fault is not None:
             return error_response(fault.status, fault.code)
         return json_response(201, message.resource())

@@ -15,7 +15,6 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from coach.domain.sms_text import count_segments
 from infra.local.web import HttpResponse, json_response
 
 API_VERSION = "2010-04-01"
@@ -104,6 +103,9 @@ class SentMessage:
     callbacks: list[str] = field(default_factory=list)  # statuses posted to status_callback
 
     def resource(self) -> dict[str, Any]:
+        # Imported here: the stack puts the coach layer on sys.path only once it starts.
+        from coach.domain.sms_text import count_segments
+
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}"
         return {
             "account_sid": self.account_sid,

@@ -9,10 +9,14 @@ import base64
 import hashlib
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -307,3 +311,12 @@ def test_make_sms_says_so_when_no_stack_runs(capsys: pytest.CaptureFixture[str])
 
     assert code == 2
     assert "make run" in capsys.readouterr().err
+
+
+def test_the_stack_and_its_extensions_load_before_the_coach_layer_is_on_the_path() -> None:
+    # `python -m infra.local` puts layers/coach on sys.path only when the stack starts.
+    code = "import infra.local.__main__, infra.local.extensions; import sys; sys.exit('coach' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
