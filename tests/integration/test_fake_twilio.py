@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from coach.adapters.twilio_http import CoachTwilioHttpClient
-from infra.local.config import TwilioAccount
+from infra.local.config import ConfigError, LocalConfig, TwilioAccount
 from tests.support.twilio import ACCOUNT, CallbackSink, ServedFake, callback_sink, serve_fake_twilio
 
 ALICE, BOB = "+12065550100", "+12065550101"
@@ -328,3 +328,12 @@ def test_forgetting_messages_empties_the_record(served: ServedFake) -> None:
 
     assert status == 200
     assert served.fake.messages() == []
+
+
+def test_the_local_account_comes_from_the_twilio_variables_with_obviously_fake_defaults() -> None:
+    defaults = TwilioAccount("AC" + "0" * 32, "local-twilio-auth-token", "+15005550006")
+    assert LocalConfig.from_environ({}).twilio == defaults
+    shell = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "mine", "TWILIO_FROM_NUMBER": "+15005550007"}
+    assert LocalConfig.from_environ(shell).twilio == TwilioAccount("AC" + "1" * 32, "mine", "+15005550007")
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        LocalConfig.from_environ({"TWILIO_AUTH_TOKEN": " "})
