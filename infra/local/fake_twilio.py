@@ -204,11 +204,12 @@ class FakeTwilio:
             )
             self._messages[message.sid] = message
             self._undelivered += 1
+            taken = message.resource()  # as created: delivery may move the message on before we answer
         self._work.put((message.sid, delivery))
         self._log(f"fake Twilio: took {message.sid} ({message.status})")
         if fault is not None:
             return error_response(fault.status, fault.code)
-        return json_response(201, message.resource())
+        return json_response(201, taken)
 
     def _refusal(self, to: str, body: str, sender: str, service: str, callback: str | None) -> HttpResponse | None:
         """Twilio's 400 for a send it would refuse, None when it would take it."""
