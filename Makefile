@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run chat sms test check lint typecheck cfn-lint validate openapi coverage clean
+.PHONY: help run chat sms test check lint typecheck cfn-lint validate openapi coverage clean bench
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
@@ -20,6 +20,7 @@ help:
 	@echo "make test      run the whole test suite"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
+	@echo "make bench     speed and AWS request counts of the hot paths"
 
 # (Re)create the venv when it is missing or a requirements file changed since the last install.
 $(STAMP): layers/coach/requirements.txt requirements-dev.txt
@@ -70,3 +71,6 @@ openapi: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+
+bench: $(STAMP)
+	$(PY) -m tests.bench

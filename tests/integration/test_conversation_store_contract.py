@@ -211,3 +211,11 @@ def test_deleting_the_participant_removes_turn_and_outbox_items(stores: Stores) 
     assert store.unanswered_inbound(PID, 10) == []
     assert store.get_outbox_item(PID, "t#0") is None
     assert not store.work_done(PID, "w")
+
+
+def test_a_text_stored_as_already_handled_never_waits_for_a_turn(stores: Stores) -> None:
+    handled = inbound(1).model_copy(update={"turn": "webhook:opt_out"})
+
+    assert stores.conversation.record_inbound(handled) is True
+
+    assert stores.conversation.unanswered_inbound(PID, 10) == []

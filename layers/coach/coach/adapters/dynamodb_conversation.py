@@ -49,10 +49,11 @@ class DynamoDBConversationStore(DynamoDBTable):
     # -- the webhook ---------------------------------------------------------------------------
 
     def record_inbound(self, message: Message) -> bool:
-        reasons = self._transact(
-            self._message_puts(message, GSI1PK=inbox_pk(message.participant_id), GSI1SK=self._message_sk(message))
+        # Only a text still waiting for its turn goes in the INBOX index (as in the in-memory store).
+        waiting = (
+            {} if message.turn else {"GSI1PK": inbox_pk(message.participant_id), "GSI1SK": self._message_sk(message)}
         )
-        return reasons is None
+        return self._transact(self._message_puts(message, **waiting)) is None
 
     def claim_not_enrolled_reply(self, phone_number: str, now: datetime, window: timedelta) -> bool:
         until = now + window

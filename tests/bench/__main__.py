@@ -1,0 +1,163 @@
+"""`make bench`: speed and request counts of the hot paths, each printed with the command that reproduces it.
+
+  python -m tests.bench               everything
+  python -m tests.bench cold-start    webhook import time against boto3 + its DynamoDB and SQS clients
+  python -m tests.bench webhook       webhook handler time per request (warm, moto) and AWS requests per text
+  python -m tests.bench turn          AWS requests per conversation turn as the transcript grows
+  python -m tests.bench nudge         prompt-generator time and AWS requests per nudge, and a throughput projection
+
+Figures come from moto in this process: they compare our code paths, not AWS's latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def show(title: str, value: str, command: str) -> None:
+    print(f"{title:<58} {value:>22}   ({command})", flush=True)
+
+
+@contextmanager
+def counting_aws_calls() -> Iterator[Counter[str]]:
+    """Counts every AWS request of clients built from boto3's default session while inside."""
+    counts: Counter[str] = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        counts[f"{service}.{operation}"] += 1
+
+    boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)
+    from coach.bootstrap import forget_built_services
+
+    forget_built_services()  # the handlers build new clients, which carry the counter
+    try:
+        yield counts
+    finally:
+        boto3.DEFAULT_SESSION.events.unregister("before-call.*.*", count)
+
+
+def cold_start(runs: int = 7) -> None:
+    """Import time of the webhook's module, against boto3 with its two clients, in fresh interpreters."""
+
+    def median_import(code: str) -> float:
+        timings = []
+        for _ in range(runs):
+            script = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+            env = {**os.environ, "PYTHONPATH": f"{ROOT}/layers/coach:{ROOT}", "AWS_DEFAULT_REGION": "us-east-1"}
+            out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env)
+            timings.append(float(out.stdout.strip().splitlines()[-1]))
+        return statistics.median(timings)
+
+    boto = median_import("import boto3; boto3.client('dynamodb'); boto3.client('sqs')")
+    webhook = median_import("import functions.webhook.app")
+    show("webhook module import (median of fresh interpreters)", f"{webhook * 1000:.0f} ms", "bench cold-start")
+    show("boto3 + DynamoDB and SQS clients", f"{boto * 1000:.0f} ms", "bench cold-start")
+    show("webhook import / boto3 with its clients", f"{webhook / boto:.2f}x", "bench cold-start")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, functions.webhook.app; print('openai' in sys.modules)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}/layers/coach:{ROOT}", "AWS_DEFAULT_REGION": "us-east-1"},
+    ).stdout.strip()
+    show("webhook loads openai", loaded, "bench cold-start")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def webhook(requests: int = 300) -> None:
+    from tests.bench.support import enrolled_stack, signed_text
+
+    with enrolled_stack() as stack:
+        from functions.webhook.app import lambda_handler
+        from tests.support.api import LambdaContext
+
+        events = [signed_text(stack, f"text {n}", n) for n in range(requests)]
+        for event in events[:20]:  # warm
+            lambda_handler(event, LambdaContext())
+        timings = []
+        with counting_aws_calls() as counts:
+            for event in events[20:]:
+                start = time.perf_counter()
+                response = lambda_handler(event, LambdaContext())
+                timings.append(time.perf_counter() - start)
+                assert response["statusCode"] == 200, response
+        per = sum(counts.values()) / len(timings)
+    show("webhook handler per text, warm, p50", f"{percentile(timings, 0.5) * 1000:.1f} ms", "bench webhook")
+    show("webhook handler per text, warm, p99", f"{percentile(timings, 0.99) * 1000:.1f} ms", "bench webhook")
+    detail = ", ".join(f"{k} {v / len(timings):.1f}" for k, v in sorted(counts.items()))
+    show("AWS requests per inbound text (webhook)", f"{per:.1f}", "bench webhook")
+    print(f"    {detail}")
+
+
+def turn(histories: tuple[int, ...] = (0, 100, 1000)) -> None:
+    from tests.bench.support import turn_requests
+
+    for history in histories:
+        counts = turn_requests(history)
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        show(f"AWS requests per turn, transcript of {history} messages", str(sum(counts.values())), "bench turn")
+        print(f"    {detail}")
+
+
+# A projection, not a measurement: typical in-region latency of one DynamoDB or Scheduler request.
+ASSUMED_AWS_REQUEST_SECONDS = 0.006
+
+
+def nudge(participants: int = 12) -> None:
+    from tests.bench.support import nudge_timings
+
+    timings, counts = nudge_timings(participants)
+    own, _ = nudge_timings(participants, in_memory=True)
+    requests = sum(counts.values()) / len(timings)
+    show("prompt generator per nudge on moto, mean", f"{statistics.mean(timings) * 1000:.1f} ms", "bench nudge")
+    show("prompt generator per nudge on moto, p99", f"{percentile(timings, 0.99) * 1000:.1f} ms", "bench nudge")
+    show("  of which our code (in-memory stores), mean", f"{statistics.mean(own) * 1000:.1f} ms", "bench nudge")
+    show("AWS requests per nudge", f"{requests:.1f}", "bench nudge")
+    print("    " + ", ".join(f"{k} {v / len(timings):.1f}" for k, v in sorted(counts.items())))
+    projected = statistics.mean(own) + requests * ASSUMED_AWS_REQUEST_SECONDS
+    show(
+        f"projection: nudges/min per concurrent Lambda ({ASSUMED_AWS_REQUEST_SECONDS * 1000:.0f} ms/request)",
+        f"{60 / projected:.0f}",
+        "bench nudge",
+    )
+    print("    moto copies every table inside each transaction, so its times grow with the data: compare runs,")
+    print("    not absolute numbers; the projection uses our own code's time plus the requests at AWS latency.")
+
+
+BENCHES: dict[str, Callable[[], None]] = {"cold-start": cold_start, "webhook": webhook, "turn": turn, "nudge": nudge}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="*", help=f"benches to run: {', '.join(BENCHES)} (default: all)")
+    chosen = parser.parse_args().which or list(BENCHES)
+    unknown = [name for name in chosen if name not in BENCHES]
+    if unknown:
+        parser.error(f"unknown bench {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    print("Each figure names the command that reproduces it: python -m tests.<bench ...> (make bench: all).")
+    for name in chosen:
+        BENCHES[name]()
+
+
+if __name__ == "__main__":
+    main()
