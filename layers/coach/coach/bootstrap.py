@@ -34,6 +34,13 @@ if TYPE_CHECKING:
     from coach.services.nudges import NudgeService
 
 
+def default_clock(virtual: bool) -> Clock:
+    """The system clock; the local stack's virtual clock when VIRTUAL_CLOCK=true (see infra/local)."""
+    from coach.adapters.clock import LOCAL_VIRTUAL_CLOCK
+
+    return LOCAL_VIRTUAL_CLOCK if virtual else SystemClock()
+
+
 def _report_queue_failure(kind: str, exc: Exception) -> None:
     # The participant is stored; only the queued work is missing. POST .../reset queues it again.
     logger.error("could not queue conversation work", extra={"work_kind": kind, "error_type": type(exc).__name__})
@@ -53,7 +60,7 @@ def build_enrollment_service(
     return EnrollmentService(
         store=store or DynamoDBParticipantStore(settings.table_name),
         queue=queue or SqsWorkQueue(settings.queue_url),
-        clock=clock or SystemClock(),
+        clock=clock or default_clock(settings.virtual_clock),
         default_phone_region=settings.default_phone_region,
         default_timezone=settings.default_timezone,
         on_queue_failure=_report_queue_failure,
@@ -86,7 +93,7 @@ def build_conversation_service(
     from coach.services.outbox import OutboxDispatcher
     from coach.services.turns import TurnRunner
 
-    clock = clock or SystemClock()
+    clock = clock or default_clock(settings.virtual_clock)
     participants = participants or DynamoDBParticipantStore(settings.table_name)
     conversation = conversation or DynamoDBConversationStore(settings.table_name)
     dispatcher = OutboxDispatcher(
@@ -216,7 +223,7 @@ def build_webhook_service(
 ) -> InboundService:
     from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 
-    clock = clock or SystemClock()
+    clock = clock or default_clock(settings.virtual_clock)
     participants = participants or DynamoDBParticipantStore(settings.table_name)
     queue = queue or SqsWorkQueue(settings.queue_url)
     enrollment = None

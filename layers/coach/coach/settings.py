@@ -16,6 +16,8 @@ from coach.domain.participant import valid_timezone
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
+    virtual_clock: bool = Field(False, description="Local stack only: read time from its virtual clock")
+
     table_name: str = Field(min_length=3, description="The DynamoDB table of every item")
     stage: str = "local"
 
