@@ -115,6 +115,7 @@ def build_conversation_service(
             language_model=language_model or _configured_language_model(settings),
             segment_budget=coach_settings().sms_segment_budget,
             daily_llm_turns=settings.daily_llm_turns,
+            intensity_check=settings.intensity_check,
             on_event=_report_conversation_event,
         ),
         max_texts_per_turn=settings.max_texts_per_turn,

@@ -83,6 +83,7 @@ class ConversationSettings(_Base):
     openai_secret_name: str | None = Field(None, description='Secrets Manager secret {"api_key": ...}')
     daily_llm_turns: int = Field(40, ge=0, description="LLM turns per participant per local day; then offline")
     max_texts_per_turn: int = Field(10, ge=1, le=20, description="Quick texts answered together in one turn")
+    intensity_check: bool = Field(False, description="Ask 'a bit more, the same, or less?' once a day after a success")
 
 
 class PromptGeneratorSettings(ConversationSettings):

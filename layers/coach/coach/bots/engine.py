@@ -8,11 +8,13 @@ what the modules did into side effects and research events for the caller to car
 from __future__ import annotations
 
 import random
+from zoneinfo import ZoneInfo
 
 from coach.bots.intake import next_intake_step
 from coach.bots.llm_coach import llm_reply
 from coach.bots.offline_coach import REMINDER, answer_consent, daily_nudge, greeting, offline_reply
 from coach.bots.turn import TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
+from coach.domain import intensity
 from coach.domain.chat import LanguageModelUnavailable
 from coach.domain.effects import CancelReminder
 from coach.domain.flow import HISTORY_STORED, HistoryEntry, SubState
@@ -46,7 +48,7 @@ def run_turn(
     )
     profile_before, tone_before = ctx.profile.model_copy(deep=True), list(ctx.flow.tone.active)
     if turn.event is None:
-        replies, coach = _on_texts(ctx, turn.texts, llm)
+        replies, coach = _on_texts(ctx, turn.texts, llm, turn.intensity_check)
     else:
         replies, coach = _on_event(ctx, turn, llm)
     shaped = [
@@ -115,7 +117,9 @@ def _coach_reply(
     return offline_reply(ctx, text), "offline"
 
 
-def _on_texts(ctx: TurnContext, texts: list[str], llm: LanguageModel | None) -> tuple[list[str], str]:
+def _on_texts(
+    ctx: TurnContext, texts: list[str], llm: LanguageModel | None, intensity_check: bool = False
+) -> tuple[list[str], str]:
     for text in texts:
         _remember(ctx, "user", text)
     if (pending := ctx.flow.pending_reminder) is not None:
@@ -131,7 +135,30 @@ def _on_texts(ctx: TurnContext, texts: list[str], llm: LanguageModel | None) -> 
         if ctx.flow.intake_question is None:  # texted before the greeting went out
             return greeting(ctx), "offline"
         return answer_consent(ctx, text), "offline"
-    return _coach_reply(ctx, llm, text, None)
+    if ctx.flow.awaiting_intensity:
+        ctx.flow.awaiting_intensity = False  # asked once: an answer to something else is not trapped here
+        if (answer := intensity.read_answer(text)) is not None:
+            ctx.profile.intensity = intensity.adjusted(ctx.profile.intensity, answer)
+            ctx.record("intensity_answered", answer=answer, intensity=ctx.profile.intensity)
+            return [intensity.acknowledgement(answer)], "offline"
+    replies, coach = _coach_reply(ctx, llm, text, None)
+    if intensity_check and _succeeded(ctx) and _ask_intensity(ctx):
+        replies = [*replies, intensity.QUESTION]
+    return replies, coach
+
+
+def _succeeded(ctx: TurnContext) -> bool:
+    return any(e.kind == "feedback_classified" and e.data.get("kind") == "completed" for e in ctx.events)
+
+
+def _ask_intensity(ctx: TurnContext) -> bool:
+    """At most once per local day: records the asking and returns True when it is allowed now."""
+    today = ctx.now.astimezone(ZoneInfo(ctx.participant.timezone)).date().isoformat()
+    if ctx.flow.intensity_checked_on == today:
+        return False
+    ctx.flow.intensity_checked_on, ctx.flow.awaiting_intensity = today, True
+    ctx.record("intensity_asked", local_date=today)
+    return True
 
 
 def _on_event(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> tuple[list[str], str]:

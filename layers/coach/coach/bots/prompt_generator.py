@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from coach.bots.turn import TurnContext
+from coach.domain.intensity import sized
 from coach.domain.profile import UserProfile
 
 REQUIRED_FIELDS = ("habit_domain", "preferred_time", "prompt_anchor")
@@ -148,7 +149,7 @@ def generate_habit_prompt(
     action = fresh[0] if easier else rng.choice(fresh)
     anchor = second_person(profile.prompt_anchor or "")
     anchor = anchor[:1].upper() + anchor[1:]
-    text = f"{anchor}, try {action}{_motivation_clause(profile.motivation)}. {TRY_IT}"
+    text = f"{anchor}, try {sized(action, profile.intensity)}{_motivation_clause(profile.motivation)}. {TRY_IT}"
     return HabitPrompt(text=text, action=action)
 
 

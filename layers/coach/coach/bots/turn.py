@@ -44,6 +44,7 @@ class TurnInput(BaseModel):
     texts: list[str] = Field(default_factory=list)
     event: TurnEvent | None = None
     to_sub_state: SubState | None = None  # for TRANSITION: where the scheduled transition goes
+    intensity_check: bool = False  # the study asks "a bit more, the same, or less?" once a day after a success
 
     @model_validator(mode="after")
     def _texts_or_event(self) -> Self:

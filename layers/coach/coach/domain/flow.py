@@ -70,6 +70,9 @@ class FlowState(BaseModel):
     # LLM turns on one local day, for the per-participant daily cap (then the offline coach answers).
     llm_day: str | None = None
     llm_turns_that_day: int = 0
+    # The optional once-a-day intensity check: the local day it was last asked, and whether we await the answer.
+    intensity_checked_on: str | None = None
+    awaiting_intensity: bool = False
     created_at: datetime
     updated_at: datetime
     version: int = 1

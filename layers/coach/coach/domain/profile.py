@@ -22,4 +22,5 @@ class UserProfile(BaseModel):
     last_tweak: str | None = None
     success_count: int = 0
     total_prompts: int = 0
+    intensity: int = 0  # the intensity check's answer so far: -1 smaller, 0 as designed, +1 bigger
     last_prompt_sent_at: datetime | None = None

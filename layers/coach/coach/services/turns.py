@@ -23,9 +23,12 @@ class TurnRunner:
     language_model: Callable[[], LanguageModel | None] = lambda: None  # built lazily: importing openai is slow
     segment_budget: int = 2
     daily_llm_turns: int = 40
+    intensity_check: bool = False
     on_event: EventSink = lambda kind, data: None
 
     def run(self, turn: TurnInput, participant: Participant) -> TurnResult:
+        if self.intensity_check:
+            turn = turn.model_copy(update={"intensity_check": True})
         flow = turn.flow
         day = turn.now.astimezone(ZoneInfo(participant.timezone)).date().isoformat()
         used = flow.llm_turns_that_day if flow.llm_day == day else 0
