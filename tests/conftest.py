@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+from collections.abc import Iterator
+
+import pytest
 
 for name, value in {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -18,3 +23,16 @@ for name, value in {
     os.environ[name] = value
 os.environ.pop("AWS_ENDPOINT_URL", None)  # a local stack's endpoint must not leak into moto tests
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What the functions log, formatted as in Lambda (powertools' JSON formatter)."""
+    from coach.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    yield stream
+    logger.removeHandler(handler)

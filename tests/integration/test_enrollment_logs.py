@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Iterator
 
-import pytest
-
-from coach.observability import logger
 from tests.integration.test_enrollment_api import call, enroll
 from tests.support.api import api_event
 from tests.support.aws import Resources
 
 SECRET_BACKGROUND = "works nights at the fictional Example Bakery"
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """What the functions log, formatted as in Lambda (powertools' JSON formatter)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    yield stream
-    logger.removeHandler(handler)
 
 
 def test_enrollment_logs_carry_no_phone_number_or_background(aws: Resources, log_lines: io.StringIO) -> None:

@@ -6,8 +6,7 @@ import base64
 import copy
 import io
 import json
-import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,7 +19,6 @@ from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.bootstrap import forget_built_services
 from coach.domain.message import MAX_BODY_CHARS, Direction, Message
 from coach.domain.work import ConversationWork, WorkKind
-from coach.observability import logger
 from tests.integration.test_enrollment_api import call as call_enrollment
 from tests.integration.test_enrollment_api import enroll
 from tests.support.api import EVENTS, LambdaContext, api_event
@@ -353,16 +351,6 @@ def test_a_signed_form_without_a_required_field_gets_400_naming_it(webhook: Reso
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["details"] == [{"field": missing, "message": "is required"}]
     assert queued(webhook) == []
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    yield stream
-    logger.removeHandler(handler)
 
 
 def test_logs_carry_the_message_sid_and_ids_but_never_a_number_or_a_body(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +19,6 @@ from coach.adapters.secrets import TwilioCredentials
 from coach.adapters.twilio_http import CoachTwilioHttpClient
 from coach.adapters.twilio_sms import TwilioSmsSender
 from coach.domain.errors import DeliveryRejected, DeliveryUnavailable
-from coach.observability import logger
 from coach.settings import TwilioSettings
 
 TO = "+12065550100"
@@ -237,16 +234,6 @@ def test_find_sent_never_reports_a_lookup_refusal_as_a_rejected_message(harness:
 
     with pytest.raises(DeliveryUnavailable):
         harness.sender().find_sent(TO, "hi", NOW)
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger.addHandler(handler)
-    yield stream
-    logger.removeHandler(handler)
 
 
 def test_logs_carry_neither_the_phone_number_nor_the_body(harness: Harness, log_lines: io.StringIO) -> None:
