@@ -21,11 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from coach.domain.errors import Conflict, DeliveryRejected, InvalidField, NotFound, PhoneNumberTaken
 from coach.domain.keywords import KeywordKind, carrier_keyword, normalised_keyword
-from coach.domain.message import MAX_BODY_CHARS, Direction, Message, ResearchEvent
+from coach.domain.message import MAX_BODY_CHARS, Direction, Message
 from coach.domain.participant import Participant, ParticipantStatus, canonical_phone_number, mask_phone
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import Clock, ConversationStore, ParticipantStore, WorkQueue
-from coach.services.enrollment import UPDATE_ATTEMPTS, EnrollmentService, EnrollParticipant
+from coach.services.enrollment import EnrollmentService, EnrollParticipant
+from coach.services.opt_out import set_opted_out
 
 WEBHOOK_TURN_PREFIX = "webhook:"  # `turn` of a text the webhook handled itself: no turn may answer it
 
@@ -261,33 +262,7 @@ class InboundService:
     def _set_opted_out(
         self, participant_id: str, opted_out: bool, data: dict[str, Any], known: Participant | None = None
     ) -> bool:
-        """Set opted_out with an event (version-conditional; a lost race reloads). False when nothing changed."""
-        for attempt in range(UPDATE_ATTEMPTS):
-            current = known if attempt == 0 and known is not None else self._participant(participant_id)
-            if current is None or current.opted_out == opted_out:
-                return False
-            now = self.clock.now()
-            event = ResearchEvent(
-                participant_id=participant_id, kind="opted_out" if opted_out else "opted_in", at=now, data=data
-            )
-            try:
-                self.participants.update_participant(
-                    current.model_copy(update={"opted_out": opted_out, "updated_at": now}), events=[event]
-                )
-            except NotFound:
-                return False
-            except Conflict:
-                if attempt == UPDATE_ATTEMPTS - 1:
-                    raise
-                continue
-            return True
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _participant(self, participant_id: str) -> Participant | None:
-        try:
-            return self.participants.get_participant(participant_id)
-        except NotFound:
-            return None
+        return set_opted_out(self.participants, participant_id, opted_out, self.clock, data, known)
 
 
 def _action(participant: Participant, keyword: KeywordKind | None) -> _Action:

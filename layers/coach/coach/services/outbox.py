@@ -28,6 +28,7 @@ from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.schedules import transition_schedule_name
 from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler, SentSms, SmsSender
+from coach.services.opt_out import set_opted_out
 
 _EFFECT: TypeAdapter[OutboxEffect] = TypeAdapter(OutboxEffect)
 # Twilio's clock and ours differ a little; look a bit before the attempt for what it may have sent.
@@ -98,7 +99,8 @@ class OutboxDispatcher:
         event = self._event(item, "delivery_failed", error_code=exc.code)
         self._finish(item, OutboxState.FAILED, error_code=exc.code, events=[event])
         if exc.code == DeliveryRejected.OPTED_OUT:
-            mark_opted_out(self.participants, participant.id, self.clock, source="carrier_21610")
+            data = {"error_code": exc.code, "outbox_key": item.key}
+            set_opted_out(self.participants, participant.id, True, self.clock, data, known=participant)
 
     def _carry_out(self, item: OutboxItem) -> None:
         effect = _EFFECT.validate_python(item.effect or {})
@@ -141,25 +143,3 @@ class OutboxDispatcher:
         return ResearchEvent(
             participant_id=item.participant_id, kind=kind, at=self.clock.now(), data={"outbox_key": item.key, **data}
         )
-
-
-def mark_opted_out(
-    participants: ParticipantStore, participant_id: str, clock: Clock, *, source: str, attempts: int = 5
-) -> Participant | None:
-    """Set opted_out (with an `opted_out` event), retrying lost races; None when the participant is gone."""
-    for _ in range(attempts):
-        try:
-            current = participants.get_participant(participant_id)
-        except NotFound:
-            return None
-        if current.opted_out:
-            return current
-        now = clock.now()
-        event = ResearchEvent(participant_id=participant_id, kind="opted_out", at=now, data={"source": source})
-        try:
-            return participants.update_participant(
-                current.model_copy(update={"opted_out": True, "updated_at": now}), events=[event]
-            )
-        except Conflict:
-            continue
-    raise Conflict(f"participant {participant_id} kept changing while being opted out")
