@@ -16,17 +16,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from infra.local.clock import ClockExtension
 from infra.local.fake_twilio import FakeTwilioExtension
 from infra.local.pump import QueuePumpExtension
+from infra.local.scheduler import SchedulerExtension
 
 if TYPE_CHECKING:
     from infra.local.stack import Extension
 
 
 def default_extensions() -> list[Extension]:
-    """What `python -m infra.local` runs, in this order (services stop in the reverse order). Later
-    issues add the scheduler emulator and the virtual clock here."""
+    """What `python -m infra.local` runs, in this order (services stop in the reverse order)."""
+    pumps = QueuePumpExtension()
+    scheduler = SchedulerExtension(pumps=pumps)  # drains the pumps' queues after each firing
     return [
         FakeTwilioExtension(),  # first: it sets the TWILIO_* variables the handlers read
-        QueuePumpExtension(),
+        pumps,
+        scheduler,
+        ClockExtension(scheduler),  # advances through the scheduler's emulator
     ]

@@ -344,13 +344,20 @@ def _sent_within(message: SentMessage, key: str, low: datetime, high: datetime) 
 class FakeTwilioExtension:
     """Extension: the fake Twilio on the gateway's port, the handlers pointed at it; `.fake` once started."""
 
-    def __init__(self, *, delivery_delay_seconds: float = 0.5) -> None:
+    def __init__(self, *, delivery_delay_seconds: float = 0.5, clock: Callable[[], datetime] | None = None) -> None:
+        """`clock`: what dates messages; by default the virtual clock the handlers read, because the sender
+        compares a message's date_created with its own (virtual) attempt times."""
         self.delivery_delay_seconds = delivery_delay_seconds
+        self.clock = clock
         self.fake: FakeTwilio | None = None
 
     def __call__(self, stack: LocalStack) -> None:
         account = stack.config.twilio
-        fake = FakeTwilio(account, delivery_delay_seconds=self.delivery_delay_seconds)
+        if self.clock is None:
+            from coach.adapters.clock import LOCAL_VIRTUAL_CLOCK  # the layer is on sys.path only once the stack runs
+
+            self.clock = LOCAL_VIRTUAL_CLOCK.now
+        fake = FakeTwilio(account, delivery_delay_seconds=self.delivery_delay_seconds, clock=self.clock)
         stack.mount(API_PREFIX, fake.handle_api)
         stack.mount(CONTROL_PREFIX, fake.handle_control)
         stack.add_service(fake)
