@@ -289,6 +289,36 @@ def test_a_rate_starts_when_created_and_counts_from_there(
     assert [round((b - a) / timedelta(minutes=1)) for a, b in itertools.pairwise(times)] == [120, 120]
 
 
+def test_start_and_end_dates_bound_a_recurring_schedule(
+    stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns
+) -> None:
+    now = stand_ins.clock.now()
+    raw_schedule(
+        stack, "bounded-1", "rate(1 hour)", StartDate=now + timedelta(hours=2), EndDate=now + timedelta(hours=5)
+    )
+
+    emulator.advance(timedelta(hours=8))
+
+    hours = [round((c.now - now) / timedelta(hours=1), 2) for c in stand_ins.of("bounded-1")]
+    assert hours == [2, 3, 4, 5]  # StartDate is the rate's origin; EndDate is the last moment it may fire
+
+
+def test_an_input_that_is_not_json_is_reported(stack: LocalStack, emulator: SchedulerEmulator) -> None:
+    due = f"at({(emulator.clock.now() + timedelta(minutes=5)).astimezone(UTC):%Y-%m-%dT%H:%M:%S})"
+    target = {"Arn": stack.functions["PromptGeneratorFunction"].arn, "RoleArn": ROLE, "Input": "not json"}
+    aws(stack, "scheduler").create_schedule(
+        Name="garbled-1",
+        GroupName=group(stack),
+        ScheduleExpression=due,
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
+
+    [firing] = [f for f in emulator.advance(timedelta(minutes=10)) if f.schedule == "garbled-1"]
+
+    assert firing.result == "error: the schedule's Target.Input is not JSON"
+
+
 def test_an_expression_aws_would_refuse_never_fires_and_says_why(
     stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns, capsys: pytest.CaptureFixture[str]
 ) -> None:
