@@ -274,3 +274,75 @@ def test_a_nudge_and_a_reply_at_the_same_moment_both_land(h: Harness) -> None:
     assert h.conversation.work_done(
         participant.id, f"nudge#{participant.id}#{h.clock.now().astimezone(ZoneInfo(participant.timezone)).date()}"
     )
+
+
+def test_a_reminder_is_skipped_for_a_participant_paused_since_the_nudge(h: Harness) -> None:
+    participant = coached(h)
+    at_local(h, participant, "07:30")
+    h.fire(participant)
+    pending = h.participants.get_flow_state(participant.id).pending_reminder
+    assert pending is not None
+    h.enrollment.update(participant.id, UpdateParticipant(status=ParticipantStatus.PAUSED))
+    h.clock.set(pending.due_at)
+
+    assert h.fire(participant, "reminder", nudge_key=pending.nudge_key) == []
+
+    events = h.participants.list_events(participant.id, limit=500, next_token=None).items
+    assert [e.data["reason"] for e in events if e.kind == "reminder_skipped"] == ["paused"]
+    assert h.participants.get_flow_state(participant.id).pending_reminder is None
+
+
+def test_a_reminder_falling_in_quiet_hours_is_skipped() -> None:
+    with harness("memory") as h:
+        participant = h.enroll(phone="+12065550166")
+        for text in ["yes", "less screen time", "sleep better", "8pm", "after dinner", "no"]:
+            h.text(participant, text)
+        at_local(h, participant, "20:00")
+        h.fire(participant)
+        pending = h.participants.get_flow_state(participant.id).pending_reminder
+        assert pending is not None
+        h.clock.set(pending.due_at)  # 01:00 local
+
+        assert h.fire(participant, "reminder", nudge_key=pending.nudge_key) == []
+        events = h.participants.list_events(participant.id, limit=500, next_token=None).items
+        assert [e.data["reason"] for e in events if e.kind == "reminder_skipped"] == ["quiet_hours"]
+
+
+def test_a_delayed_transition_carries_its_schedule_name_and_runs_once(h: Harness) -> None:
+    from coach.domain.effects import ScheduleTransition
+    from coach.domain.flow import SubState
+    from coach.domain.outbox import OutboxItem, OutboxKind
+
+    participant = coached(h)
+    effect = ScheduleTransition(delay_minutes=60, to_sub_state=SubState.INTAKE)
+    item = OutboxItem(
+        participant_id=participant.id,
+        key="turn-x#e0",
+        kind=OutboxKind.EFFECT,
+        created_at=h.clock.now(),
+        effect=effect.model_dump(mode="json"),
+    )
+    h.conversation.save_turn(h.participants.get_flow_state(participant.id), outbox=[item])
+    h.service.outbox.flush(participant.id)
+    [(at, payload)] = h.scheduler.once.values()
+    assert at == h.clock.now() + timedelta(minutes=60)
+    assert payload["schedule_name"] in h.scheduler.once
+    h.clock.set(at)
+
+    h.build_nudges().fire(ScheduledEvent.model_validate(payload))
+    h.clock.advance(minutes=1)  # Scheduler's retry of the same firing, a little later
+    h.build_nudges().fire(ScheduledEvent.model_validate(payload))
+
+    events = h.participants.list_events(participant.id, limit=500, next_token=None).items
+    moves = [e for e in events if e.kind == "sub_state_changed" and e.data["to_state"] == "INTAKE"]
+    assert len(moves) == 1
+
+
+@pytest.mark.parametrize(("local_time", "first"), [("05:00", "today"), ("09:00", "tomorrow")])
+def test_the_end_of_intake_says_when_the_first_nudge_comes(local_time: str, first: str) -> None:
+    with harness("memory") as h:
+        participant = h.enroll()
+        at_local(h, participant, local_time, days=0)
+        replies = [h.text(participant, text) for text in INTAKE]
+
+    assert replies[-1][-1].endswith(f"daily at 7:30am, starting {first}.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from coach.bots.prompt_generator import (
     DOMAINS,
@@ -184,7 +185,11 @@ def finish_intake(ctx: TurnContext, prompt: HabitPrompt) -> list[str]:
     ctx.flow.offered_try_now = True
     ctx.move_to(SubState.FEEDBACK)
     ctx.record("intake_completed", fields=list(INTAKE_FIELDS))
+    # The schedule's first firing is today when the chosen time is still ahead in the person's own day.
+    local = ctx.now.astimezone(ZoneInfo(ctx.participant.timezone))
+    first = "today" if local.strftime("%H:%M") < hhmm else "tomorrow"
     return [
         f"Thanks, that's all I need! Here's your tiny habit: {prompt.text}",
-        f"Want to try the 1-minute version right now? From tomorrow I'll text you daily at {time_for_people(hhmm)}.",
+        f"Want to try the 1-minute version right now? I'll text you daily at {time_for_people(hhmm)}, "
+        f"starting {first}.",
     ]

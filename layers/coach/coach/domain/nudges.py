@@ -72,6 +72,18 @@ def unavailable_reasons(participant: Participant, flow: FlowState, local: dateti
     return reasons
 
 
+def reminder_unavailable(participant: Participant, now: datetime, quiet: QuietHours) -> str | None:
+    """Why a nudge's follow-up may not go out now, or None: only active, opted-in participants, out of
+    quiet hours (a reminder is never at a time the person chose)."""
+    if participant.status is not ParticipantStatus.ACTIVE:
+        return participant.status.value
+    if participant.opted_out:
+        return "opted_out"
+    if quiet.contains(local_now(now, participant.timezone).time()):
+        return "quiet_hours"
+    return None
+
+
 def _chosen_time(preferred: str | None, local: datetime) -> bool:
     if not preferred:
         return False

@@ -18,7 +18,7 @@ from coach.domain.effects import ScheduleReminder
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
 from coach.domain.flow import FlowState, PendingReminder, SubState
 from coach.domain.message import ResearchEvent
-from coach.domain.nudges import QuietHours, decide
+from coach.domain.nudges import QuietHours, decide, reminder_unavailable
 from coach.domain.outbox import OutboxItem, OutboxKind
 from coach.domain.participant import Participant
 from coach.domain.schedules import one_time_schedule_name
@@ -133,11 +133,19 @@ class NudgeService:
         if self.conversation.work_done(participant.id, key):
             raise AlreadyDone(key)
         pending = flow.pending_reminder
-        if pending is None or pending.nudge_key != nudge_key:
-            # Answered (or superseded by a newer nudge): the reminder has nothing to remind of.
+        # Answered (or superseded by a newer nudge): nothing to remind of. Paused, opted out, or the night
+        # now (a reminder is never the time they chose): not now.
+        reason = "answered" if pending is None or pending.nudge_key != nudge_key else None
+        reason = reason or reminder_unavailable(participant, now, self.quiet_hours)
+        if reason is not None:
             skipped = ResearchEvent(
-                participant_id=participant.id, kind="reminder_skipped", at=now, data={"nudge_key": nudge_key}
+                participant_id=participant.id,
+                kind="reminder_skipped",
+                at=now,
+                data={"nudge_key": nudge_key, "reason": reason},
             )
+            if pending is not None and pending.nudge_key == nudge_key:
+                flow = flow.model_copy(update={"pending_reminder": None})
             self.conversation.save_turn(flow, work_key=key, events=[skipped])
             return []
         turn = TurnInput(flow=flow, participant=participant, now=now, event=TurnEvent.REMINDER)

@@ -110,9 +110,15 @@ class OutboxDispatcher:
         elif isinstance(effect, DeleteSchedule):
             self.scheduler.delete_daily(pid)
         elif isinstance(effect, ScheduleTransition):
-            payload = {"participant_id": pid, "kind": "transition", "to_sub_state": effect.to_sub_state.value}
-            at = item.created_at + timedelta(minutes=effect.delay_minutes)
-            self.scheduler.put_once(transition_schedule_name(pid, item.key), at, payload)
+            name = transition_schedule_name(pid, item.key)
+            # The name travels with the firing: it keys the transition, so a repeated firing runs it once.
+            payload = {
+                "participant_id": pid,
+                "kind": "transition",
+                "to_sub_state": effect.to_sub_state.value,
+                "schedule_name": name,
+            }
+            self.scheduler.put_once(name, item.created_at + timedelta(minutes=effect.delay_minutes), payload)
         elif isinstance(effect, ScheduleReminder):
             payload = {"participant_id": pid, "kind": "reminder", "nudge_key": effect.nudge_key}
             self.scheduler.put_once(effect.schedule_name, effect.at, payload)
