@@ -71,17 +71,19 @@ class DynamoDBConversationStore(DynamoDBTable):
         sk = self._pointer(participant_id, twilio_sid)
         if sk is None:
             return False
-        rank = status_rank(status)
-        values: dict[str, Any] = {":status": {"S": status}, ":rank": {"N": str(rank)}, ":at": {"S": now.isoformat()}}
-        update = "SET #status = :status, status_rank = :rank, status_at = :at"
-        if error_code is not None:
-            update += ", error_code = :code"
-            values[":code"] = {"N": str(error_code)}
+        update, values = _set_clause(
+            {
+                "#status": {"S": status},
+                "status_rank": {"N": str(status_rank(status))},
+                "status_at": {"S": now.isoformat()},
+                "error_code": _number(error_code),
+            }
+        )
         return self._update(
             participant_pk(participant_id),
             sk,
             update,
-            "attribute_exists(PK) AND (attribute_not_exists(status_rank) OR status_rank < :rank)",
+            "attribute_exists(PK) AND (attribute_not_exists(status_rank) OR status_rank < :status_rank)",
             values,
             names={"#status": "status"},
         )
@@ -198,25 +200,22 @@ class DynamoDBConversationStore(DynamoDBTable):
         events: Sequence[ResearchEvent] = (),
     ) -> None:
         pk = participant_pk(item.participant_id)
-        values: dict[str, Any] = {
-            ":new": {"S": state.value},
-            ":now": {"S": now.isoformat()},
-            ":state": {"S": item.state.value},
-            ":attempts": {"N": str(item.attempts)},
-        }
-        update = "SET #state = :new, finished_at = :now"
-        if sent is not None:
-            update += ", twilio_sid = :sid"
-            values[":sid"] = {"S": sent.sid}
-        if error_code is not None:
-            update += ", error_code = :code"
-            values[":code"] = {"N": str(error_code)}
+        update, values = _set_clause(
+            {
+                "#state": {"S": state.value},
+                "finished_at": {"S": now.isoformat()},
+                "twilio_sid": {"S": sent.sid} if sent is not None else None,
+                "error_code": _number(error_code),
+            }
+        )
+        values[":state_before"] = {"S": item.state.value}
+        values[":attempts"] = {"N": str(item.attempts)}
         items = [
             self._update_item(
                 pk,
                 f"{OUTBOX_PREFIX}{item.key}",
                 update + " REMOVE GSI1PK, GSI1SK",
-                "#state = :state AND attempts = :attempts",
+                "#state = :state_before AND attempts = :attempts",
                 values,
                 names={"#state": "state"},
             )
@@ -245,14 +244,14 @@ class DynamoDBConversationStore(DynamoDBTable):
         self, pk: str, message_sk: str, state: OutboxState, sent: SentSms | None, error_code: int | None
     ) -> dict[str, Any]:
         status = sent.status if sent is not None else state.value
-        values: dict[str, Any] = {":status": {"S": status}, ":rank": {"N": str(status_rank(status))}}
-        update = "SET #status = :status, status_rank = :rank"
-        if sent is not None:
-            update += ", twilio_sid = :sid"
-            values[":sid"] = {"S": sent.sid}
-        if error_code is not None:
-            update += ", error_code = :code"
-            values[":code"] = {"N": str(error_code)}
+        update, values = _set_clause(
+            {
+                "#status": {"S": status},
+                "status_rank": {"N": str(status_rank(status))},
+                "twilio_sid": {"S": sent.sid} if sent is not None else None,
+                "error_code": _number(error_code),
+            }
+        )
         # No delivery callback can have moved the message yet: it finds the message through the SID pointer
         # that this same transaction writes.
         return self._update_item(pk, message_sk, update, "attribute_exists(PK)", values, names={"#status": "status"})
@@ -296,3 +295,17 @@ class DynamoDBConversationStore(DynamoDBTable):
 
 def _failed(reasons: list[dict[str, Any]], index: int) -> bool:
     return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
+
+
+def _set_clause(attributes: dict[str, dict[str, str] | None]) -> tuple[str, dict[str, Any]]:
+    """`SET a = :a, ...` for the attributes given a value (None leaves one out), and the values.
+
+    A name starting with # is a placeholder the caller declares; its value is named without the #.
+    """
+    chosen = {name: value for name, value in attributes.items() if value is not None}
+    update = "SET " + ", ".join(f"{name} = :{name.lstrip('#')}" for name in chosen)
+    return update, {f":{name.lstrip('#')}": value for name, value in chosen.items()}
+
+
+def _number(value: int | None) -> dict[str, str] | None:
+    return None if value is None else {"N": str(value)}
