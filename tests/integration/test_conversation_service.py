@@ -337,3 +337,26 @@ def test_the_same_reset_work_twice_resets_once() -> None:
         h.service.handle(work)
 
     assert len(h.sms.sent) == sent
+
+
+def test_more_waiting_texts_than_a_turn_takes_are_answered_in_order_and_none_is_lost() -> None:
+    with harness("memory", max_texts_per_turn=2) as h:
+        participant = h.enroll()
+        h.text(participant, "yes")
+        works = []
+        for body in ["first", "second", "third"]:
+            works.append(h.receive(participant, body))
+            h.clock.advance(seconds=1)
+
+        h.service.handle(works[2])  # the newest text's work comes first (e.g. the others' were delayed)
+        turns = [[e.content for e in h.participants.get_flow_state(participant.id).history if e.role == "user"][-2:]]
+        for work in works[:2]:
+            h.service.handle(work)
+
+        history = [e.content for e in h.participants.get_flow_state(participant.id).history if e.role == "user"]
+        assert turns[0] == ["first", "third"]  # the oldest waiting one and the work's own, in order
+        assert history[-3:] == ["first", "third", "second"]
+        for work in works:
+            stored = h.conversation.inbound_message(participant.id, work.message_id or "")
+            assert stored is not None
+            assert stored.turn is not None

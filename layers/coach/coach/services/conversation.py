@@ -88,11 +88,8 @@ class ConversationService:
         own = self.conversation.inbound_message(participant_id, message_id)
         if own is None or own.turn is not None:
             return []
-        waiting = {
-            m.message_id: m for m in self.conversation.unanswered_inbound(participant_id, self.max_texts_per_turn)
-        }
-        waiting[own.message_id] = own
-        ordered = sorted(waiting.values(), key=lambda m: (m.at, m.message_id))
-        # Keep the newest ones, always with this work's own text.
-        chosen = ordered[-self.max_texts_per_turn :]
-        return chosen if own in chosen else [*chosen[1:], own]
+        waiting = self.conversation.unanswered_inbound(participant_id, self.max_texts_per_turn)
+        # The oldest waiting texts first, and always this work's own: this turn consumes its work, so leaving
+        # it out would leave it unanswered. Newer texts wait for their own work.
+        others = [m for m in waiting if m.message_id != own.message_id][: self.max_texts_per_turn - 1]
+        return sorted([*others, own], key=lambda m: (m.at, m.message_id))
