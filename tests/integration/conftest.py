@@ -6,6 +6,7 @@ import pytest
 
 from coach.bootstrap import forget_built_services
 from tests.support.aws import Resources, template_resources
+from tests.support.twilio import ServedFake, serve_fake_twilio
 
 
 @pytest.fixture
@@ -19,3 +20,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
         forget_built_services()
         yield resources
         forget_built_services()
+
+
+@pytest.fixture(scope="module")
+def served_once() -> Iterator[ServedFake]:
+    """The fake Twilio on a real port, once per test module (starting it costs a thread and a socket)."""
+    with serve_fake_twilio() as served:
+        yield served
+
+
+@pytest.fixture
+def served(served_once: ServedFake) -> ServedFake:
+    """The module's fake Twilio, idle, with no messages and no faults left by the previous test."""
+    assert served_once.fake.wait_idle()
+    served_once.fake.forget_messages()
+    served_once.fake.clear_faults()
+    return served_once

@@ -20,30 +20,16 @@ from twilio.rest import Client
 
 from coach.adapters.twilio_http import CoachTwilioHttpClient
 from infra.local.config import ConfigError, LocalConfig, TwilioAccount
-from tests.support.twilio import ACCOUNT, CallbackSink, ServedFake, callback_sink, serve_fake_twilio
+from tests.support.twilio import ACCOUNT, CallbackSink, ServedFake, callback_sink
 
 ALICE, BOB = "+12065550100", "+12065550101"
 
 
 # One server each for the module (stopping one waits out its poll interval); every test starts clean.
 @pytest.fixture(scope="module")
-def served_once() -> Iterator[ServedFake]:
-    with serve_fake_twilio() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
 def sink_once() -> Iterator[CallbackSink]:
     with callback_sink() as sink:
         yield sink
-
-
-@pytest.fixture
-def served(served_once: ServedFake) -> ServedFake:
-    assert served_once.fake.wait_idle()
-    served_once.fake.forget_messages()
-    served_once.fake.clear_faults()
-    return served_once
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import boto3
 import pytest
 
 from coach.adapters.clock import VirtualClock
@@ -28,6 +27,7 @@ from infra.local import LocalConfig, LocalStack
 from infra.local.clock import ClockExtension
 from infra.local.pump import QueuePumpExtension
 from infra.local.scheduler import SchedulerEmulator, SchedulerExtension
+from tests.support.aws import local_client as aws
 
 ROLE = "arn:aws:iam::123456789012:role/scheduler"
 KOLKATA = ZoneInfo("Asia/Kolkata")  # no DST: a fixed number of mornings in any span (DST: test_aws_cron.py)
@@ -120,16 +120,6 @@ def emulator(stack: LocalStack, scheduler_extension: SchedulerExtension) -> Iter
     client = aws(stack, "scheduler")  # recurring schedules of one test must not fire in the next
     for schedule in client.list_schedules(GroupName=group(stack))["Schedules"]:
         client.delete_schedule(Name=schedule["Name"], GroupName=group(stack))
-
-
-def aws(stack: LocalStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def group(stack: LocalStack) -> str:

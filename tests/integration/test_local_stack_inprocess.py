@@ -12,11 +12,11 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.local import HttpRequest, HttpResponse, LocalConfig, LocalStack
 from infra.local.web import json_response
+from tests.support.aws import local_client as aws
 
 KEY = "inprocess-key"
 
@@ -91,16 +91,6 @@ def call(
     except urllib.error.HTTPError as err:
         with err:
             return err.code, dict(err.headers.items()), err.read()
-
-
-def aws(stack: LocalStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def test_the_templates_resources_exist_in_moto(stack: LocalStack) -> None:

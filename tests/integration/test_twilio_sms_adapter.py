@@ -18,7 +18,7 @@ from moto import mock_aws
 from coach.adapters.twilio_sms import TwilioSmsSender
 from coach.domain.errors import DeliveryRejected, DeliveryUnavailable
 from coach.settings import TwilioSettings
-from tests.support.twilio import ACCOUNT, ServedFake, serve_fake_twilio
+from tests.support.twilio import ACCOUNT, ServedFake
 
 ALICE = "+12065550100"
 
@@ -39,20 +39,6 @@ def _no_twilio_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SECRET_NAME", "ACCOUNT_SID", "AUTH_TOKEN", "FROM_NUMBER", "API_BASE_URL"):
         monkeypatch.delenv(f"TWILIO_{name}", raising=False)
     monkeypatch.delenv("STATUS_CALLBACK_URL", raising=False)
-
-
-@pytest.fixture(scope="module")
-def served_once() -> Iterator[ServedFake]:
-    with serve_fake_twilio() as served:
-        yield served
-
-
-@pytest.fixture
-def served(served_once: ServedFake) -> ServedFake:
-    assert served_once.fake.wait_idle()
-    served_once.fake.forget_messages()
-    served_once.fake.clear_faults()
-    return served_once
 
 
 class Sleeps(list[float]):

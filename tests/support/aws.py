@@ -56,3 +56,14 @@ def received(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     ).get("Messages", []):
         messages.extend(batch)
     return messages
+
+
+def local_client(stack: Any, service: str) -> Any:
+    """A boto3 client for the moto server of a running local stack (infra.local.stack.LocalStack)."""
+    return boto3.client(
+        service,
+        endpoint_url=stack.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
