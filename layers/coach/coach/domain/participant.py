@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
-from zoneinfo import available_timezones
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field
 
 from coach.domain.errors import InvalidField
+from coach.domain.timezones import canonical_timezone
 
 
 class ParticipantStatus(StrEnum):
@@ -66,16 +65,12 @@ def canonical_phone_number(raw: str, default_region: str, field: str = "phone_nu
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-@cache
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def valid_timezone(name: str, field: str = "timezone") -> str:
-    """Return `name` when it is an IANA timezone (e.g. "America/New_York"), else raise InvalidField."""
-    if name not in _timezones():
-        raise InvalidField(field, f"unknown IANA timezone {name[:64]!r}; e.g. America/New_York")
-    return name
+    """Return `name` when it is a canonical IANA zone of a region (e.g. "America/New_York"), else raise InvalidField.
+
+    The message names the zone to give instead; coach.domain.timezones holds the rule.
+    """
+    return canonical_timezone(name, field)
 
 
 def mask_phone(phone_number: str) -> str:
