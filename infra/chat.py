@@ -1,7 +1,7 @@
 """`make chat`: hold a coaching conversation with the engine in the terminal, nothing else running.
 
 The offline coach answers unless OPENAI_API_KEY / OPENAI_BASE_URL point at an LLM. The flow state lives
-in memory; side effects (schedules) and, with --verbose, research events are printed instead of done.
+in memory; the schedules it calls for and, with --verbose, research events are printed instead of made.
 Slash commands fire what the scheduler would: /nudge, /reminder, /reset, and /later moves the clock.
 """
 
@@ -15,11 +15,15 @@ from datetime import UTC, datetime, timedelta
 
 from coach.adapters.openai_llm import language_model
 from coach.bots.engine import run_turn
-from coach.bots.turn import TurnEvent, TurnInput, TurnResult
-from coach.domain.flow import FlowState, PendingReminder
+from coach.bots.turn import Firing, TurnEvent, TurnInput, TurnResult
+from coach.domain.flow import FlowState
 from coach.domain.participant import Participant
+from coach.domain.schedules import ScheduleSpec, changed_schedules, desired_schedules
 from coach.ports import LanguageModel
 from coach.settings import coach_settings
+
+REMINDER_AFTER = timedelta(hours=5)
+VALIDITY = timedelta(hours=1)
 
 HELP = """Type as the participant would text. Commands:
   /nudge       the daily nudge fires        /reminder   its follow-up reminder fires
@@ -35,28 +39,45 @@ class ChatSession:
         self.rng = random.Random(seed)
         self.now = participant.enrolled_at
         self.flow = FlowState.start(participant.id, participant.background_text(), self.now)
+        self.schedule_changes: dict[str, ScheduleSpec | None] = {}  # what the last turn changed: name -> new
 
-    def turn(self, texts: list[str] | None = None, event: TurnEvent | None = None) -> TurnResult:
+    def turn(
+        self, texts: list[str] | None = None, event: TurnEvent | None = None, firing: Firing | None = None
+    ) -> TurnResult:
         self.now += timedelta(minutes=1)
-        turn = TurnInput(flow=self.flow, participant=self.participant, now=self.now, texts=texts or [], event=event)
+        turn = TurnInput(
+            flow=self.flow, participant=self.participant, now=self.now, texts=texts or [], event=event, firing=firing
+        )
         result = run_turn(turn, llm=self.llm, rng=self.rng)
+        before = desired_schedules(self.participant, self.flow, self.now)
+        after = desired_schedules(self.participant, result.flow, self.now)
+        self.schedule_changes = {name: after.get(name) for name in changed_schedules(before, after)}
         self.flow = result.flow
         return result
 
     def nudge(self) -> TurnResult:
-        result = self.turn(event=TurnEvent.DAILY_NUDGE)
-        if result.replies:  # what the prompt-generator function does after sending a nudge
-            key = f"nudge#{self.participant.id}#{self.now.date().isoformat()}"
-            reminder = PendingReminder(nudge_key=key, due_at=self.now + timedelta(hours=5))
-            self.flow = self.flow.model_copy(update={"pending_reminder": reminder})
-        return result
+        """The daily nudge fires now, as the prompt generator would fire it (with a reminder in 5 hours)."""
+        key = f"nudge#{self.participant.id}#{self.now.date().isoformat()}"
+        slot = self.now + timedelta(minutes=1)
+        return self.turn(
+            event=TurnEvent.DAILY_NUDGE,
+            firing=Firing(key=key, slot=slot, valid_until=slot + VALIDITY, reminder_after=REMINDER_AFTER),
+        )
+
+    def reminder(self) -> TurnResult:
+        """The pending reminder fires now (whenever it is due: the chat's clock is yours)."""
+        pending = self.flow.pending_reminder
+        slot = self.now + timedelta(minutes=1)
+        key = pending.nudge_key if pending is not None else ""
+        return self.turn(event=TurnEvent.REMINDER, firing=Firing(key=key, slot=slot, valid_until=slot + VALIDITY))
 
 
-def show(result: TurnResult, out: Callable[[str], None], *, verbose: bool) -> None:
+def show(session: ChatSession, result: TurnResult, out: Callable[[str], None], *, verbose: bool) -> None:
     for reply in result.replies:
         out(f"coach> {reply}")
-    for effect in result.effects:
-        out(f"   [effect] {effect.model_dump(mode='json')}")
+    for name, spec in session.schedule_changes.items():
+        shown = f"{spec.expression} in {spec.timezone}" if spec is not None else "removed"
+        out(f"   [schedule] {name}: {shown}")
     if verbose:
         for event in result.events:
             out(f"   [event] {event.kind} {event.data}")
@@ -65,7 +86,7 @@ def show(result: TurnResult, out: Callable[[str], None], *, verbose: bool) -> No
 def run(session: ChatSession, read: Callable[[str], str], out: Callable[[str], None]) -> int:
     coach = "an LLM" if session.llm else "the offline coach"
     out(f"SMS Habit Coach chat with {coach}. /help lists the commands.")
-    show(session.turn(event=TurnEvent.ENROLLED), out, verbose=session.verbose)
+    show(session, session.turn(event=TurnEvent.ENROLLED), out, verbose=session.verbose)
     while True:
         try:
             line = read("you> ").strip()
@@ -86,14 +107,14 @@ def run(session: ChatSession, read: Callable[[str], str], out: Callable[[str], N
             session.now += timedelta(minutes=int(argument) if argument.isdigit() else 60)
             out(f"   [clock] {session.now.isoformat(timespec='minutes')}")
         elif command == "/nudge":
-            show(session.nudge(), out, verbose=session.verbose)
+            show(session, session.nudge(), out, verbose=session.verbose)
         elif command == "/reminder":
-            show(session.turn(event=TurnEvent.REMINDER), out, verbose=session.verbose)
+            show(session, session.reminder(), out, verbose=session.verbose)
         elif command == "/reset":
-            show(session.turn(event=TurnEvent.RESET), out, verbose=session.verbose)
+            show(session, session.turn(event=TurnEvent.RESET), out, verbose=session.verbose)
         else:
             result = session.turn(texts=[line])
-            show(result, out, verbose=session.verbose)
+            show(session, result, out, verbose=session.verbose)
             if not result.replies:
                 out("   (no reply)")
 

@@ -102,13 +102,18 @@ def get_participant(id: ParticipantId) -> Participant:
 @app.put(
     "/conversation/participants/<id>",
     summary="Update a participant",
-    description="Only the fields present change. status: active, paused, completed or withdrawn.",
+    description=(
+        "Only the fields present change. status: active, paused, completed or withdrawn. A new timezone or "
+        "status moves, removes or restores the participant's schedules; 503 when that step failed (the "
+        "change is stored: repeat the request)."
+    ),
     responses=error_responses(
         HTTPStatus.BAD_REQUEST,
         HTTPStatus.NOT_FOUND,
         HTTPStatus.CONFLICT,
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
     ),
 )
 def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Body()]) -> Participant:
@@ -122,7 +127,9 @@ def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Bod
     summary="Delete a participant and every item of theirs",
     responses={
         204: OpenAPIResponse(description="Deleted"),
-        **error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY),
+        **error_responses(
+            HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE
+        ),
     },
 )
 def delete_participant(id: ParticipantId) -> Response[None]:
@@ -135,7 +142,9 @@ def delete_participant(id: ParticipantId) -> Response[None]:
     "/conversation/participants/<id>/reset",
     summary="Put the conversation back to intake",
     description="Clears the habit profile and the coach's working history; the transcript is kept.",
-    responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY),
+    responses=error_responses(
+        HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE
+    ),
 )
 def reset_participant(id: ParticipantId) -> ConversationView:
     return enrollment_service().reset(id)

@@ -266,18 +266,19 @@ def test_the_intake_creates_the_daily_schedule_through_the_outbox(h: Harness) ->
 
     finish_intake(h, participant)
 
-    assert h.scheduler.daily == {participant.id: ("07:30", "Asia/Kolkata")}
+    assert h.schedules(participant) == {"daily_nudge": ("cron(30 7 * * ? *)", "Asia/Kolkata")}
     assert h.participants.get_flow_state(participant.id).sub_state == "FEEDBACK"
+    assert h.conversation.open_outbox(participant.id) == []  # the reconcile item is done too
 
 
-def test_a_reset_turn_deletes_the_schedule(h: Harness) -> None:
+def test_a_reset_deletes_the_schedule(h: Harness) -> None:
     participant = h.enroll()
     finish_intake(h, participant)
 
     h.enrollment.reset(participant.id)
     h.run_queued()
 
-    assert h.scheduler.daily == {}
+    assert h.schedules(participant) == {}
     assert h.sms.sent[-2].body == "Let's start fresh!"
 
 

@@ -55,11 +55,15 @@ def test_a_coached_participant_gets_a_personalised_nudge_at_their_time(h: Harnes
     assert flow.user_profile.last_prompt_sent_at == h.clock.now()
     assert flow.pending_reminder is not None
     assert flow.pending_reminder.due_at == h.clock.now() + timedelta(hours=5)
-    assert flow.pending_reminder.schedule_name in h.scheduler.once
+    assert h.schedules(participant)["reminder"] == ("at(2026-06-02T16:30:00)", "UTC")
     [decision] = decisions(h, participant)
     assert decision["available"] is True
     assert decision["decision"] == "nudge"
     assert decision["probability"] == 1.0
+    assert decision["timezone"] == "America/New_York"
+    assert datetime.fromisoformat(str(decision["slot"])) == h.clock.now()
+    # Twilio may keep it queued only for what is left of the validity window (60 minutes by default).
+    assert h.sms.validity[h.sms.sent[-1].sid] == 3600
 
 
 def test_a_second_firing_on_the_same_local_day_sends_nothing(h: Harness) -> None:
@@ -97,25 +101,33 @@ def test_a_half_hour_timezone_decides_on_its_own_local_date(h: Harness) -> None:
     assert moment.astimezone(ZoneInfo("UTC")).strftime("%H:%M") == "02:00"
 
 
-@pytest.mark.parametrize(
-    ("status", "reason"), [(ParticipantStatus.PAUSED, "paused"), (ParticipantStatus.COMPLETED, "completed")]
-)
-def test_pause_and_completion_skip_with_a_recorded_reason_and_resuming_needs_nothing(
-    h: Harness, status: ParticipantStatus, reason: str
+def test_a_paused_participants_decision_points_are_recorded_as_unavailable_and_resuming_nudges_again(
+    h: Harness,
 ) -> None:
     participant = coached(h)
-    h.enrollment.update(participant.id, UpdateParticipant(status=status))
+    h.enrollment.update(participant.id, UpdateParticipant(status=ParticipantStatus.PAUSED))
     at_local(h, participant, "07:30")
 
-    assert h.fire(participant) == []
+    assert h.fire_scheduled(participant) == []
     [skipped] = decisions(h, participant)
     assert skipped["available"] is False
-    assert reason in skipped["unavailable_reasons"]  # type: ignore[operator]
-    assert participant.id in h.scheduler.daily  # kept, so resuming needs nothing
+    assert "paused" in skipped["unavailable_reasons"]  # type: ignore[operator]
+    assert "daily_nudge" in h.schedules(participant)  # kept: the pause's decision points are on record
 
     h.enrollment.update(participant.id, UpdateParticipant(status=ParticipantStatus.ACTIVE))
     at_local(h, participant, "07:30")
-    assert len(h.fire(participant)) == 1
+    assert len(h.fire_scheduled(participant)) == 1
+
+
+def test_a_completed_participant_keeps_no_schedule_and_a_late_firing_is_recorded_as_unavailable(h: Harness) -> None:
+    participant = coached(h)
+    h.enrollment.update(participant.id, UpdateParticipant(status=ParticipantStatus.COMPLETED))
+    assert h.schedules(participant) == {}
+    at_local(h, participant, "07:30")
+
+    assert h.fire(participant) == []  # a firing already on its way when the study ended
+
+    assert "completed" in decisions(h, participant)[0]["unavailable_reasons"]  # type: ignore[operator]
 
 
 def test_an_opted_out_participant_is_skipped(h: Harness) -> None:
@@ -132,13 +144,11 @@ def test_withdrawal_deletes_the_schedules(h: Harness) -> None:
     participant = coached(h)
     at_local(h, participant, "07:30")
     h.fire(participant)
-    assert h.scheduler.daily
-    assert h.scheduler.once
+    assert set(h.schedules(participant)) == {"daily_nudge", "reminder"}
 
     h.enrollment.update(participant.id, UpdateParticipant(status=ParticipantStatus.WITHDRAWN))
 
-    assert h.scheduler.daily == {}
-    assert h.scheduler.once == {}
+    assert h.schedules(participant) == {}
 
 
 def test_firing_for_a_deleted_participant_does_nothing_and_removes_the_schedule(h: Harness) -> None:
@@ -147,7 +157,7 @@ def test_firing_for_a_deleted_participant_does_nothing_and_removes_the_schedule(
 
     assert h.fire(participant) == []  # no exception: Scheduler would retry, then give up
 
-    assert participant.id not in h.scheduler.daily
+    assert h.schedules(participant) == {}
 
 
 def test_still_in_intake_is_skipped(h: Harness) -> None:
@@ -159,11 +169,11 @@ def test_still_in_intake_is_skipped(h: Harness) -> None:
     assert "intake_incomplete" in decisions(h, participant)[0]["unavailable_reasons"]  # type: ignore[operator]
 
 
-def test_quiet_hours_skip_a_late_firing_but_not_a_chosen_late_time(h: Harness) -> None:
+def test_quiet_hours_skip_a_slot_at_night_but_not_a_chosen_late_time(h: Harness) -> None:
     early = coached(h)
-    at_local(h, early, "23:15")  # e.g. a stale schedule or a long retry
+    night = at_local(h, early, "23:15")  # e.g. a schedule left in a wrong timezone
 
-    assert h.fire(early) == []
+    assert h.fire(early, scheduled_time=night) == []
     assert "quiet_hours" in decisions(h, early)[0]["unavailable_reasons"]  # type: ignore[operator]
 
     with harness("memory") as other:
@@ -185,7 +195,7 @@ def test_a_reply_before_the_reminder_cancels_it(h: Harness) -> None:
     h.text(participant, "did it!")
     h.clock.advance(hours=5)
 
-    assert pending.schedule_name not in h.scheduler.once
+    assert "reminder" not in h.schedules(participant)
     assert h.participants.get_flow_state(participant.id).pending_reminder is None
     assert h.fire(participant, "reminder", nudge_key=pending.nudge_key) == []  # fired anyway: nothing sent
     events = [e.kind for e in h.participants.list_events(participant.id, limit=500, next_token=None).items]
@@ -218,11 +228,10 @@ def test_a_time_change_in_feedback_moves_tomorrows_nudge(h: Harness) -> None:
 
     h.text(participant, "can we do evenings instead?")
 
-    assert h.scheduler.daily[participant.id][0] != "07:30"
-    assert (
-        h.participants.get_flow_state(participant.id).user_profile.preferred_time
-        == h.scheduler.daily[participant.id][0]
-    )
+    assert h.participants.get_flow_state(participant.id).user_profile.preferred_time == "19:00"
+    assert h.schedules(participant)["daily_nudge"] == ("cron(0 19 * * ? *)", "America/New_York")
+    at_local(h, participant, "19:00")
+    assert len(h.fire_scheduled(participant)) == 1  # tomorrow's nudge, at the new time
 
 
 def test_randomisation_with_a_fixed_seed_reproduces_decisions_and_probability() -> None:
@@ -308,34 +317,44 @@ def test_a_reminder_falling_in_quiet_hours_is_skipped() -> None:
         assert [e.data["reason"] for e in events if e.kind == "reminder_skipped"] == ["quiet_hours"]
 
 
-def test_a_delayed_transition_carries_its_schedule_name_and_runs_once(h: Harness) -> None:
-    from coach.domain.effects import ScheduleTransition
-    from coach.domain.flow import SubState
-    from coach.domain.outbox import OutboxItem, OutboxKind
+def test_a_delayed_transition_is_one_schedule_that_runs_once_and_a_newer_one_replaces_it(h: Harness) -> None:
+    from coach.domain.flow import PendingTransition, SubState
+    from coach.services.turns import PlannedTurn
 
     participant = coached(h)
-    effect = ScheduleTransition(delay_minutes=60, to_sub_state=SubState.INTAKE)
-    item = OutboxItem(
-        participant_id=participant.id,
-        key="turn-x#e0",
-        kind=OutboxKind.EFFECT,
-        created_at=h.clock.now(),
-        effect=effect.model_dump(mode="json"),
-    )
-    h.conversation.save_turn(h.participants.get_flow_state(participant.id), outbox=[item])
-    h.service.outbox.flush(participant.id)
-    [(at, payload)] = h.scheduler.once.values()
-    assert at == h.clock.now() + timedelta(minutes=60)
-    assert payload["schedule_name"] in h.scheduler.once
-    h.clock.set(at)
 
-    h.build_nudges().fire(ScheduledEvent.model_validate(payload))
-    h.clock.advance(minutes=1)  # Scheduler's retry of the same firing, a little later
-    h.build_nudges().fire(ScheduledEvent.model_validate(payload))
+    def pending(transition_id: str, minutes: int) -> None:
+        due = h.clock.now() + timedelta(minutes=minutes)
+        transition = PendingTransition(id=transition_id, to_sub_state=SubState.INTAKE, due_at=due)
+        h.service.turns.run(
+            participant.id,
+            lambda loaded: PlannedTurn(
+                key=f"test-{transition_id}", flow=loaded.flow.model_copy(update={"pending_transition": transition})
+            ),
+        )
 
+    # Given a transition in 60 minutes, then a newer one in 90 (the LLM asked twice)
+    pending("first", 60)
+    pending("second", 90)
+    [(expression, _)] = [v for k, v in h.schedules(participant).items() if k == "transition"]
+    assert expression == f"at({(h.clock.now() + timedelta(minutes=90)).strftime('%Y-%m-%dT%H:%M:%S')})"
+
+    # When the stale first one fires anyway (its schedule was replaced, but a retry was under way), then the
+    # second fires, and Scheduler retries it a minute later
+    h.clock.advance(minutes=60)
+    h.fire(participant, "transition", transition_id="first", to_sub_state="INTAKE")
+    h.clock.advance(minutes=30)
+    h.fire_scheduled(participant)
+    h.clock.advance(minutes=1)
+    h.fire(participant, "transition", transition_id="second", to_sub_state="INTAKE")
+
+    # Then the conversation moved once, the stale firing is on record as superseded, and nothing is pending
     events = h.participants.list_events(participant.id, limit=500, next_token=None).items
     moves = [e for e in events if e.kind == "sub_state_changed" and e.data["to_state"] == "INTAKE"]
     assert len(moves) == 1
+    assert [e.data["transition_id"] for e in events if e.kind == "transition_skipped"] == ["first"]
+    assert h.participants.get_flow_state(participant.id).pending_transition is None
+    assert "transition" not in h.schedules(participant)
 
 
 @pytest.mark.parametrize(("local_time", "first"), [("05:00", "today"), ("09:00", "tomorrow")])

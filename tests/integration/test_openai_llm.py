@@ -14,7 +14,6 @@ import pytest
 from coach.adapters.openai_llm import OpenAILanguageModel, language_model
 from coach.bots.llm_coach import MAX_ROUNDS
 from coach.bots.turn import TurnEvent
-from coach.domain.effects import ScheduleDaily
 from coach.domain.flow import SubState
 from coach.settings import CoachSettings
 from tests.unit.bots.conversation import Conversation
@@ -144,7 +143,8 @@ def test_multi_round_tool_calls_build_the_profile_and_end_intake(server: Scripte
     assert chat.flow.user_profile.prompt_anchor == "after my morning coffee"
     assert chat.flow.sub_state is SubState.FEEDBACK
     assert chat.flow.last_habit_prompt is not None
-    assert chat.last.effects == [ScheduleDaily(time="07:30", timezone="America/New_York")]
+    assert chat.changed == ["nudge-p-1"]
+    assert chat.daily_time == "07:30"
     # the tool results went back to the model, answering each call by id
     tool_messages = [m for m in server.requests[2]["messages"] if m["role"] == "tool"]
     assert [m["tool_call_id"] for m in tool_messages] == ["call_0", "call_0", "call_1", "call_2"]
@@ -176,17 +176,17 @@ def test_tool_messages_are_not_stored_in_history(server: ScriptedServer) -> None
 
 def test_a_tool_error_goes_back_to_the_model(server: ScriptedServer) -> None:
     server.script = [
-        completion(None, ("scheduler", '{"action": "create", "time": "07:30", "timezone": "Mars/Olympus"}')),
-        completion("Which timezone are you in?"),
+        completion(None, ("scheduler", '{"action": "create", "time": "whenever"}')),
+        completion("What time suits you?"),
     ]
     chat = consented_chat(server)
 
-    reply = chat.text("schedule me at 7:30")
+    reply = chat.text("schedule me")
 
-    assert reply == ["Which timezone are you in?"]
+    assert reply == ["What time suits you?"]
     [result] = server.tool_results(1)
-    assert "unknown IANA timezone" in json.loads(result)["error"]
-    assert chat.last.effects == []
+    assert "needs a time" in json.loads(result)["error"]
+    assert chat.changed == []
 
 
 def test_an_unknown_tool_is_a_tool_error(server: ScriptedServer) -> None:

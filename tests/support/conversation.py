@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
@@ -17,6 +18,7 @@ from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_conversation_service, build_nudge_service
 from coach.domain.message import Direction, Message
 from coach.domain.participant import Participant
+from coach.domain.schedules import SCHEDULED_TIME, ScheduleSpec
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import ConversationStore, LanguageModel, ParticipantStore, SentSms
 from coach.services.conversation import ConversationService
@@ -28,12 +30,25 @@ from tests.support.aws import template_resources
 START = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
 
 
+def scheduled_time_of(spec: ScheduleSpec, now: datetime) -> datetime | None:
+    """When `spec` was last due at or before `now` within the last minute (Scheduler fires to the minute), or
+    None: a daily cron in its zone, or a one-time at()."""
+    if spec.expression.startswith("at("):
+        due = datetime.fromisoformat(spec.expression[3:-1]).replace(tzinfo=UTC)
+        return due if due <= now else None
+    minute, hour = (int(part) for part in spec.expression.removeprefix("cron(").split()[:2])
+    local = now.astimezone(ZoneInfo(spec.timezone))
+    due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return due.astimezone(UTC) if timedelta(0) <= now - due < timedelta(minutes=1) else None
+
+
 @dataclass
 class FakeSms:
     """Records what is sent; `fail_next` queues exceptions raised by the next sends (before or after Twilio
     accepted the message: `after_accept=True` records the send, then raises, like a lost response)."""
 
     sent: list[SentSms] = field(default_factory=list)
+    validity: dict[str, int | None] = field(default_factory=dict)  # SID -> the ValidityPeriod asked for
     failures: list[tuple[Exception, bool]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -41,13 +56,14 @@ class FakeSms:
     def fail_next(self, exc: Exception, *, after_accept: bool = False, times: int = 1) -> None:
         self.failures.extend([(exc, after_accept)] * times)
 
-    def send(self, to: str, body: str) -> SentSms:
+    def send(self, to: str, body: str, *, validity_seconds: int | None = None) -> SentSms:
         with self._lock:
             failure = self.failures.pop(0) if self.failures else None
             if failure is not None and not failure[1]:
                 raise failure[0]
             sms = SentSms(sid=f"SM{next(self._ids):032d}", status="queued", to=to, body=body, date_created=START)
             self.sent.append(sms)
+            self.validity[sms.sid] = validity_seconds
             if failure is not None:
                 raise failure[0]
             return sms
@@ -97,10 +113,29 @@ class Harness:
     texts: Iterator[int] = field(default_factory=itertools.count)
 
     def fire(self, participant: Participant, kind: str = "daily_nudge", **fields: Any) -> list[str]:
-        """A schedule fires the prompt generator; the SMS it sent."""
+        """A schedule fires the prompt generator (now, unless `scheduled_time` says when it was due); the SMS
+        it sent."""
         before = len(self.sms.sent)
         self.build_nudges().fire(ScheduledEvent(participant_id=participant.id, kind=kind, **fields))
         return [s.body for s in self.sms.sent[before:]]
+
+    def fire_scheduled(self, participant: Participant) -> list[str]:
+        """What Scheduler does: fire each of the participant's schedules that is due now, with its input (the
+        scheduled time filled in); the SMS sent. One-time schedules delete themselves after firing."""
+        before = len(self.sms.sent)
+        for name, spec in sorted(self.scheduler.of(participant.id).items()):
+            due = scheduled_time_of(spec, self.clock.now())
+            if due is None:
+                continue
+            payload = {k: (due.isoformat() if v == SCHEDULED_TIME else v) for k, v in spec.payload.items()}
+            self.build_nudges().fire(ScheduledEvent.model_validate(payload))
+            if spec.one_time:
+                self.scheduler.schedules.pop(name, None)
+        return [s.body for s in self.sms.sent[before:]]
+
+    def schedules(self, participant: Participant) -> dict[str, tuple[str, str]]:
+        """The participant's schedules in the (fake) Scheduler: kind -> (expression, timezone)."""
+        return {spec.kind: (spec.expression, spec.timezone) for spec in self.scheduler.of(participant.id).values()}
 
     def enroll(self, phone: str = "+12065550100", **fields: Any) -> Participant:
         participant = self.enrollment.enroll(EnrollParticipant(phone_number=phone, **fields))

@@ -140,24 +140,26 @@ def test_reset_needs_an_existing_participant() -> None:
         service().reset("nobody")
 
 
-def test_api_reset_then_the_engines_reset_turn_deletes_the_schedule_and_keeps_consent() -> None:
+def test_api_reset_removes_the_schedule_and_the_engines_reset_turn_keeps_consent() -> None:
+    from coach.adapters.memory import InMemoryScheduler
     from coach.bots.engine import run_turn
     from coach.bots.turn import TurnEvent, TurnInput
-    from coach.domain.effects import DeleteSchedule
     from coach.domain.flow import DailySchedule
+    from coach.domain.schedules import daily_schedule_name
+    from coach.services.schedules import reconcile_stored
 
+    scheduler = InMemoryScheduler()
     coach = service()
+    coach.scheduler = scheduler
     participant = coach.enroll(EnrollParticipant(phone_number="+12065550100"))
     flow = coach.store.get_flow_state(participant.id)
     coach.store.save_flow_state(
         flow.model_copy(
-            update={
-                "consent": True,
-                "sub_state": SubState.FEEDBACK,
-                "daily_schedule": DailySchedule(time="07:30", timezone="UTC"),
-            }
+            update={"consent": True, "sub_state": SubState.FEEDBACK, "daily_schedule": DailySchedule(time="07:30")}
         )
     )
+    reconcile_stored(coach.store, scheduler, participant.id, START)
+    assert daily_schedule_name(participant.id) in scheduler.schedules
 
     coach.reset(participant.id)
     after_api = coach.store.get_flow_state(participant.id)
@@ -165,7 +167,8 @@ def test_api_reset_then_the_engines_reset_turn_deletes_the_schedule_and_keeps_co
 
     assert after_api.sub_state is SubState.INTAKE
     assert after_api.user_profile.preferred_time is None
-    assert DeleteSchedule() in turn.effects
+    assert after_api.daily_schedule is None
+    assert scheduler.schedules == {}  # the API's reset reconciled: no orphan schedule
     assert turn.flow.consent is True
     assert turn.flow.daily_schedule is None
     assert turn.replies

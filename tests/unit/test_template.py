@@ -65,6 +65,7 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
         "dynamodb": {"CoachTable"},
         "sqs": {"InboundQueue"},
         "scheduler": {"NudgeScheduleGroup"},
+        "iam": {"SchedulerInvokeRole"},
     },
     "WebhookFunction": {
         "dynamodb": {"CoachTable"},
@@ -72,14 +73,18 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
         "secretsmanager": {"TwilioSecretName"},
     },
     "ConversationFunction": COACH_REACH,
-    "PromptGeneratorFunction": COACH_REACH,
+    # SAM's policy for the on-failure destination names the queue by its name.
+    "PromptGeneratorFunction": {**COACH_REACH, "sqs": {"NudgeDeadLetterQueue"}},
 }
 EXPECTED_ACTIONS: dict[str, set[str]] = {
-    "EnrollmentFunction": TABLE_ACTIONS | {"sqs:SendMessage", "scheduler:GetSchedule", "scheduler:DeleteSchedule"},
+    # Every function that changes a participant reconciles its schedules (DESIGN: derived, then reconciled).
+    "EnrollmentFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"sqs:SendMessage", "iam:PassRole"},
     "WebhookFunction": TABLE_ACTIONS - {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
     "ConversationFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},
-    "PromptGeneratorFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},
+    "PromptGeneratorFunction": TABLE_ACTIONS
+    | SCHEDULE_ACTIONS
+    | {"secretsmanager:GetSecretValue", "iam:PassRole", "sqs:SendMessage"},
 }
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -319,7 +324,7 @@ def test_table_access_covers_the_table_and_its_indexes_only(cfn: dict[str, Any],
     ]
 
 
-@pytest.mark.parametrize("function_id", ["ConversationFunction", "PromptGeneratorFunction"])
+@pytest.mark.parametrize("function_id", ["EnrollmentFunction", "ConversationFunction", "PromptGeneratorFunction"])
 def test_the_scheduler_role_can_be_passed_to_scheduler_only(cfn: dict[str, Any], function_id: str) -> None:
     (pass_role,) = [s for s in inline_statements(role_of(cfn, function_id)) if s["Action"] == "iam:PassRole"]
     assert pass_role["Resource"] == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}
@@ -351,15 +356,18 @@ def test_the_scheduler_role_is_assumed_by_scheduler_and_invokes_only_the_prompt_
     # Then only Scheduler can assume it
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Action"] == "sts:AssumeRole"
-    # And all it may do is invoke the prompt generator (or a version or alias of it)
+    # And all it may do is invoke the prompt generator (or a version or alias of it), and hand what it could
+    # not invoke to the nudge dead-letter queue
     assert "Policies" not in role
     assert "ManagedPolicyArns" not in role
-    (invoke,) = policies_attached_to(cfn, "SchedulerInvokeRole")
+    invoke, dead_letter = policies_attached_to(cfn, "SchedulerInvokeRole")
     assert invoke["Action"] == "lambda:InvokeFunction"
     assert invoke["Resource"] == [
         {"Fn::GetAtt": ["PromptGeneratorFunction", "Arn"]},
         {"Fn::Sub": "${PromptGeneratorFunction.Arn}:*"},
     ]
+    assert dead_letter["Action"] == "sqs:SendMessage"
+    assert dead_letter["Resource"] == {"Fn::GetAtt": ["NudgeDeadLetterQueue", "Arn"]}
 
 
 def test_resources_do_not_depend_on_each_other_in_a_cycle(cfn: dict[str, Any]) -> None:
@@ -391,15 +399,60 @@ def test_functions_share_runtime_layer_and_observability_settings(cfn: dict[str,
     assert env_of(cfn, function_id)["TABLE_NAME"] == {"Ref": "CoachTable"}
 
 
-def test_scheduling_functions_know_the_group_the_role_and_the_target(cfn: dict[str, Any]) -> None:
-    for function_id in ("ConversationFunction", "PromptGeneratorFunction"):
+def test_scheduling_functions_know_the_group_the_role_the_target_and_the_dead_letter_queue(
+    cfn: dict[str, Any],
+) -> None:
+    for function_id in ("EnrollmentFunction", "ConversationFunction", "PromptGeneratorFunction"):
         env = env_of(cfn, function_id)
         assert env["SCHEDULE_GROUP_NAME"] == {"Ref": "NudgeScheduleGroup"}
         assert env["SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}
-    # The prompt generator targets itself through its Lambda context's invoked_function_arn.
-    assert env_of(cfn, "ConversationFunction")["PROMPT_GENERATOR_ARN"] == {
-        "Fn::GetAtt": ["PromptGeneratorFunction", "Arn"]
+        assert env["SCHEDULER_DLQ_ARN"] == {"Fn::GetAtt": ["NudgeDeadLetterQueue", "Arn"]}
+    # The others name the prompt generator's ARN from its fixed name (a GetAtt would close a cycle through
+    # the API); the prompt generator targets itself through its Lambda context's invoked_function_arn.
+    expected_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        "${AWS::StackName}-prompt-generator"
     }
+    assert properties(cfn, "PromptGeneratorFunction")["FunctionName"] == {
+        "Fn::Sub": "${AWS::StackName}-prompt-generator"
+    }
+    for function_id in ("EnrollmentFunction", "ConversationFunction"):
+        assert env_of(cfn, function_id)["PROMPT_GENERATOR_ARN"] == expected_arn
+    assert "PROMPT_GENERATOR_ARN" not in env_of(cfn, "PromptGeneratorFunction")
+
+
+def test_a_failed_firing_is_retried_by_lambda_then_kept_in_the_nudge_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    # Scheduler invokes the prompt generator asynchronously: Lambda's own retries and destination apply.
+    (config,) = of_type(cfn, "AWS::Lambda::EventInvokeConfig").values()
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Ref": "PromptGeneratorFunction"}
+    assert props["MaximumRetryAttempts"] == 2
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["NudgeDeadLetterQueue", "Arn"]}
+    # A standard queue (Scheduler takes no FIFO queue as a dead-letter queue), kept 14 days
+    queue = properties(cfn, "NudgeDeadLetterQueue")
+    assert "FifoQueue" not in queue
+    assert queue["MessageRetentionPeriod"] == 1209600
+
+
+def test_the_watchdog_runs_daily_on_its_own_schedule_with_retries_and_a_dead_letter_queue(
+    cfn: dict[str, Any],
+) -> None:
+    schedule = properties(cfn, "WatchdogSchedule")
+    assert resource(cfn, "WatchdogSchedule")["Type"] == "AWS::Scheduler::Schedule"
+    assert schedule["GroupName"] == {"Ref": "NudgeScheduleGroup"}
+    assert re.fullmatch(r"cron\(\d{1,2} \d{1,2} \* \* \? \*\)", schedule["ScheduleExpression"])  # once a day
+    target = schedule["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["PromptGeneratorFunction", "Arn"]}
+    assert target["RoleArn"] == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}
+    assert '"kind": "watchdog"' in target["Input"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["NudgeDeadLetterQueue", "Arn"]}}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+
+
+def test_the_prompt_generator_knows_the_validity_window(cfn: dict[str, Any]) -> None:
+    assert env_of(cfn, "PromptGeneratorFunction")["NUDGE_VALIDITY_MINUTES"] == {"Ref": "NudgeValidityMinutes"}
+    parameter = cfn["Parameters"]["NudgeValidityMinutes"]
+    assert (parameter["Default"], parameter["MinValue"]) == (60, 1)
 
 
 def test_the_conversation_function_takes_the_inbound_queue_with_partial_failures(cfn: dict[str, Any]) -> None:
@@ -437,11 +490,21 @@ def test_the_schedule_group_exists(cfn: dict[str, Any]) -> None:
 # --- alarms and outputs ---------------------------------------------------------------------------
 
 
-def test_a_message_in_the_dead_letter_queue_raises_an_alarm(cfn: dict[str, Any]) -> None:
-    (alarm,) = alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
-    assert alarm["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["InboundDeadLetterQueue", "QueueName"]}}
-    ]
+def test_a_message_in_either_dead_letter_queue_raises_an_alarm(cfn: dict[str, Any]) -> None:
+    alarms = alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
+    watched = {alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in alarms}
+    assert watched == {"InboundDeadLetterQueue", "NudgeDeadLetterQueue"}
+    for alarm in alarms:
+        assert alarm["Dimensions"][0]["Name"] == "QueueName"
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+
+
+def test_a_missed_decision_point_found_by_the_watchdog_raises_an_alarm(cfn: dict[str, Any]) -> None:
+    (alarm,) = alarms_on(cfn, "decision_missed")
+    assert alarm["Namespace"] == "SmsHabitCoach"
+    # powertools' EMF metrics carry the function's service name as their one dimension
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "prompt_generator"}]
+    assert env_of(cfn, "PromptGeneratorFunction")["POWERTOOLS_SERVICE_NAME"] == "prompt_generator"
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
 
 

@@ -20,6 +20,7 @@ from coach.settings import (
     ConversationSettings,
     EnrollmentSettings,
     PromptGeneratorSettings,
+    SchedulerSettings,
     WebhookSettings,
     coach_settings,
     conversation_settings,
@@ -32,6 +33,7 @@ from coach.settings import (
 if TYPE_CHECKING:
     from coach.services.conversation import ConversationService
     from coach.services.nudges import NudgeService
+    from coach.services.turns import SavedTurns, TurnRunner
 
 
 def default_clock(virtual: bool) -> Clock:
@@ -55,8 +57,6 @@ def build_enrollment_service(
     clock: Clock | None = None,
     scheduler: Scheduler | None = None,
 ) -> EnrollmentService:
-    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
-
     return EnrollmentService(
         store=store or DynamoDBParticipantStore(settings.table_name),
         queue=queue or SqsWorkQueue(settings.queue_url),
@@ -64,8 +64,18 @@ def build_enrollment_service(
         default_phone_region=settings.default_phone_region,
         default_timezone=settings.default_timezone,
         on_queue_failure=_report_queue_failure,
-        # Deleting schedules needs only their names: no role or target.
-        scheduler=scheduler or EventBridgeScheduler(settings.schedule_group_name, role_arn="", target_arn=""),
+        scheduler=scheduler or _scheduler(settings),
+    )
+
+
+def _scheduler(settings: SchedulerSettings, target_arn: str = "") -> Scheduler:
+    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
+
+    return EventBridgeScheduler(
+        settings.schedule_group_name,
+        settings.scheduler_role_arn,
+        settings.prompt_generator_arn or target_arn,
+        settings.scheduler_dlq_arn,
     )
 
 
@@ -85,13 +95,42 @@ def build_conversation_service(
     clock: Clock | None = None,
     language_model: Callable[[], LanguageModel | None] | None = None,
 ) -> ConversationService:
+    from coach.services.conversation import ConversationService
+
+    turns, coach = _saved_turns(
+        settings,
+        participants=participants,
+        conversation=conversation,
+        sender=sender,
+        scheduler=scheduler or _scheduler(settings),
+        clock=clock,
+        language_model=language_model,
+    )
+    return ConversationService(
+        turns=turns,
+        conversation=turns.conversation,
+        coach=coach,
+        max_texts_per_turn=settings.max_texts_per_turn,
+        on_event=_report_conversation_event,
+    )
+
+
+def _saved_turns(
+    settings: ConversationSettings,
+    *,
+    participants: ParticipantStore | None,
+    conversation: ConversationStore | None,
+    sender: SmsSender | None,
+    scheduler: Scheduler,
+    clock: Clock | None,
+    language_model: Callable[[], LanguageModel | None] | None,
+) -> tuple[SavedTurns, TurnRunner]:
+    """The unit of work and the engine runner the conversation function and the prompt generator share."""
     # Imported here, not at the top: the webhook shares this module and must start fast.
     from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
-    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
     from coach.adapters.twilio_sms import TwilioSmsSender
-    from coach.services.conversation import ConversationService
     from coach.services.outbox import OutboxDispatcher
-    from coach.services.turns import TurnRunner
+    from coach.services.turns import SavedTurns, TurnRunner
 
     clock = clock or default_clock(settings.virtual_clock)
     participants = participants or DynamoDBParticipantStore(settings.table_name)
@@ -100,27 +139,24 @@ def build_conversation_service(
         participants=participants,
         conversation=conversation,
         sender=sender or TwilioSmsSender(twilio_settings(), clock=clock),
-        scheduler=scheduler
-        or EventBridgeScheduler(
-            settings.schedule_group_name, settings.scheduler_role_arn, settings.prompt_generator_arn
-        ),
+        scheduler=scheduler,
         clock=clock,
     )
-    return ConversationService(
+    turns = SavedTurns(
         participants=participants,
         conversation=conversation,
         outbox=dispatcher,
         clock=clock,
-        turns=TurnRunner(
-            language_model=language_model or _configured_language_model(settings),
-            segment_budget=coach_settings().sms_segment_budget,
-            daily_llm_turns=settings.daily_llm_turns,
-            intensity_check=settings.intensity_check,
-            on_event=_report_conversation_event,
-        ),
-        max_texts_per_turn=settings.max_texts_per_turn,
         on_event=_report_conversation_event,
     )
+    coach = TurnRunner(
+        language_model=language_model or _configured_language_model(settings),
+        segment_budget=coach_settings().sms_segment_budget,
+        daily_llm_turns=settings.daily_llm_turns,
+        intensity_check=settings.intensity_check,
+        on_event=_report_conversation_event,
+    )
+    return turns, coach
 
 
 def build_nudge_service(
@@ -134,14 +170,12 @@ def build_nudge_service(
     clock: Clock | None = None,
     language_model: Callable[[], LanguageModel | None] | None = None,
 ) -> NudgeService:
-    """`target_arn`: what one-time schedules invoke (the prompt generator itself, from its Lambda context)."""
-    from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
-    from coach.domain.nudges import QuietHours
+    """`target_arn`: what the schedules invoke (the prompt generator itself, from its Lambda context)."""
+    from coach.domain.reachability import QuietHours
     from coach.services.nudges import NudgeService
 
-    target = settings.prompt_generator_arn or target_arn
-    scheduler = scheduler or EventBridgeScheduler(settings.schedule_group_name, settings.scheduler_role_arn, target)
-    conversation_part = build_conversation_service(
+    scheduler = scheduler or _scheduler(settings, target_arn)
+    turns, coach = _saved_turns(
         settings,
         participants=participants,
         conversation=conversation,
@@ -151,16 +185,17 @@ def build_nudge_service(
         language_model=language_model,
     )
     return NudgeService(
-        participants=conversation_part.participants,
-        conversation=conversation_part.conversation,
-        outbox=conversation_part.outbox,
+        turns=turns,
+        participants=turns.participants,
+        conversation=turns.conversation,
         scheduler=scheduler,
-        clock=conversation_part.clock,
-        turns=conversation_part.turns,
+        clock=turns.clock,
+        coach=coach,
         quiet_hours=QuietHours.parse(settings.quiet_hours_start, settings.quiet_hours_end),
         reminder_delay=timedelta(minutes=settings.reminder_delay_minutes),
         probability=settings.nudge_probability,
         seed=settings.study_seed,
+        validity=timedelta(minutes=settings.nudge_validity_minutes),
         on_event=_report_conversation_event,
     )
 

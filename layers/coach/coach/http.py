@@ -18,7 +18,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseContentModel
 from pydantic import BaseModel, Field
 
-from coach.domain.errors import Conflict, InvalidField, InvalidPageToken, NotFound, PhoneNumberTaken
+from coach.domain.errors import (
+    Conflict,
+    InvalidField,
+    InvalidPageToken,
+    NotFound,
+    PhoneNumberTaken,
+    ScheduleUnavailable,
+)
 from coach.observability import logger
 
 
@@ -40,6 +47,7 @@ _ERROR_MEANINGS = {
     HTTPStatus.CONFLICT: "The phone number is enrolled already, or a concurrent change won",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is too large",
     HTTPStatus.UNPROCESSABLE_ENTITY: "A field is invalid; details name each one",
+    HTTPStatus.SERVICE_UNAVAILABLE: "Stored, but the participant's schedules could not be updated: repeat it",
 }
 
 
@@ -128,6 +136,15 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(Conflict)
     def _conflict(exc: Conflict) -> Response[Any]:
         return error_response(HTTPStatus.CONFLICT, f"{exc}; try again")
+
+    @app.exception_handler(ScheduleUnavailable)
+    def _schedules_unavailable(exc: ScheduleUnavailable) -> Response[Any]:
+        logger.error("schedules not reconciled", extra={"error": str(exc)})
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The change is stored, but the participant's schedules could not be updated now",
+            [{"field": "body", "message": "repeat the same request in a minute; it is safe to repeat"}],
+        )
 
 
 def _header_names(headers: dict[str, Any] | None, name: str) -> list[str]:

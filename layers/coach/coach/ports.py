@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
+from coach.domain.schedules import ScheduleSpec
 from coach.domain.work import ConversationWork
 
 T = TypeVar("T")
@@ -147,20 +148,27 @@ class ConversationStore(Protocol):
         the Twilio SID becomes findable by update_delivery_status. Raises Conflict if the item moved."""
 
 
+@dataclass(frozen=True)
+class ExistingSchedule:
+    """A schedule as the Scheduler holds it: what it does, and whether the rest is as we would set it
+    (enabled, our target, role, retry policy and dead-letter queue)."""
+
+    spec: ScheduleSpec
+    in_order: bool = True
+
+
 class Scheduler(Protocol):
-    """EventBridge Scheduler: one daily schedule per participant, and one-time schedules."""
+    """EventBridge Scheduler: the participants' schedules, by name (coach.domain.schedules)."""
 
-    def put_daily(self, participant_id: str, hhmm: str, timezone: str) -> None:
-        """Create or move the participant's daily nudge (idempotent: schedules never pile up)."""
+    def get(self, name: str) -> ExistingSchedule | None:
+        """The schedule of this name, or None when there is none."""
 
-    def delete_daily(self, participant_id: str) -> None:
-        """Remove the daily nudge; nothing to remove is fine."""
+    def put(self, spec: ScheduleSpec, *, exists: bool | None = None) -> None:
+        """Create the schedule or make it what `spec` says. `exists`: what the caller knows (saves a
+        request); None when it does not know."""
 
-    def put_once(self, name: str, at: datetime, payload: dict[str, Any]) -> None:
-        """A one-time schedule firing the prompt generator with `payload` at `at`."""
-
-    def delete_once(self, name: str) -> None:
-        """Remove a one-time schedule; nothing to remove is fine."""
+    def delete(self, name: str) -> None:
+        """Remove the schedule; nothing to remove is fine."""
 
 
 class WorkQueue(Protocol):
@@ -183,8 +191,10 @@ class SentSms:
 class SmsSender(Protocol):
     """Sends SMS (Twilio's REST API). Adapters raise DeliveryRejected or DeliveryUnavailable."""
 
-    def send(self, to: str, body: str) -> SentSms:
-        """Send one SMS from our number (or messaging service) with the status-callback URL set."""
+    def send(self, to: str, body: str, *, validity_seconds: int | None = None) -> SentSms:
+        """Send one SMS from our number (or messaging service) with the status-callback URL set.
+
+        `validity_seconds`: how long the provider may keep it queued before dropping it (a nudge's window)."""
 
     def find_sent(self, to: str, body: str, since: datetime) -> SentSms | None:
         """A message with this body sent to `to` at or after `since`, if the provider has one.

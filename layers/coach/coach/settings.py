@@ -22,9 +22,20 @@ class _Base(BaseSettings):
     stage: str = "local"
 
 
-class EnrollmentSettings(_Base):
-    queue_url: str = Field(min_length=1, description="The FIFO queue in front of the conversation function")
+class SchedulerSettings(BaseSettings):
+    """Mixin of the functions that reconcile participants' schedules (enrollment, conversation, prompt
+    generator): where the schedules live and what they invoke."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
     schedule_group_name: str = "sms-habit-coach-nudges"
+    scheduler_role_arn: str = Field("", description="The role EventBridge Scheduler assumes to invoke the target")
+    prompt_generator_arn: str = Field("", description="What the participants' schedules invoke")
+    scheduler_dlq_arn: str = Field("", description="Where Scheduler puts a firing it could not hand over")
+
+
+class EnrollmentSettings(SchedulerSettings, _Base):
+    queue_url: str = Field(min_length=1, description="The FIFO queue in front of the conversation function")
     default_phone_region: str = Field("US", min_length=2, max_length=2)
     default_timezone: str = "America/New_York"
     max_body_bytes: int = Field(16_384, gt=0, description="Larger request bodies get 413")
@@ -74,12 +85,9 @@ class TwilioSettings(BaseSettings):
     send_backoff_seconds: float = Field(0.5, ge=0, description="First wait between tries; it doubles each time")
 
 
-class ConversationSettings(_Base):
+class ConversationSettings(SchedulerSettings, _Base):
     """The conversation function: where schedules go, and how much LLM a participant may use."""
 
-    schedule_group_name: str = "sms-habit-coach-nudges"
-    scheduler_role_arn: str = Field("", description="The role EventBridge Scheduler assumes to invoke the target")
-    prompt_generator_arn: str = Field("", description="What daily and one-time schedules invoke")
     openai_secret_name: str | None = Field(None, description='Secrets Manager secret {"api_key": ...}')
     daily_llm_turns: int = Field(40, ge=0, description="LLM turns per participant per local day; then offline")
     max_texts_per_turn: int = Field(10, ge=1, le=20, description="Quick texts answered together in one turn")
@@ -96,6 +104,9 @@ class PromptGeneratorSettings(ConversationSettings):
         1.0, ge=0, le=1, description="Micro-randomisation: chance of a nudge at each available decision point"
     )
     study_seed: str = Field("sms-habit-coach", description="Seeds the randomisation, so decisions reproduce")
+    nudge_validity_minutes: int = Field(
+        60, ge=1, le=600, description="A nudge or reminder not sent this long after its slot is not sent at all"
+    )
 
 
 @cache

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnEvent, TurnInput, TurnResult
-from coach.domain.effects import Effect
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import ResearchEvent
 from coach.domain.participant import Participant
+from coach.domain.schedules import changed_schedules, desired_schedules
 from coach.ports import LanguageModel
 
 START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -40,6 +40,7 @@ class Conversation:
     now: datetime = START
     flow: FlowState = field(init=False)
     results: list[TurnResult] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # the schedules the last turn created, moved or removed
 
     def __post_init__(self) -> None:
         self.flow = FlowState.start(self.who.id, self.who.background_text(), self.now)
@@ -53,11 +54,14 @@ class Conversation:
         return [e for r in self.results for e in r.events]
 
     @property
-    def effects(self) -> list[Effect]:
-        return [e for r in self.results for e in r.effects]
+    def daily_time(self) -> str | None:
+        """The local time of the daily nudge the state calls for, if any."""
+        return self.flow.daily_schedule.time if self.flow.daily_schedule else None
 
     def _run(self, turn: TurnInput) -> list[str]:
         result = run_turn(turn, llm=self.llm, rng=random.Random(7))
+        before = desired_schedules(self.who, self.flow, self.now)
+        self.changed = changed_schedules(before, desired_schedules(self.who, result.flow, self.now))
         self.results.append(result)
         self.flow = result.flow
         return result.replies

@@ -47,14 +47,17 @@ def test_a_new_user_holds_a_full_offline_conversation() -> None:
         printed.append,
     )
 
-    # Then it ends cleanly, having shown the coach's side and the effects
+    # Then it ends cleanly, having shown the coach's side and the schedules it calls for
     output = "\n".join(printed)
     assert code == 0
     assert "coach> Hi Ada!" in output
     assert "Here's your tiny habit: After you brush your teeth, try " in output
     assert "Nice work! That's 1 time so far." in output
     assert "Done, I'll text you at 8pm from now on." in output
-    assert "[effect] {'kind': 'schedule_daily', 'time': '20:00', 'timezone': 'America/New_York'}" in output
+    assert "[schedule] nudge-p-1: cron(0 21 * * ? *) in America/New_York" in output  # after intake
+    assert "[schedule] reminder-p-1: at(" in output  # the nudge's follow-up
+    assert "[schedule] nudge-p-1: cron(0 20 * * ? *) in America/New_York" in output  # moved to 8pm
+    assert "[schedule] nudge-p-1: removed" in output  # the reset
     assert "[event] feedback_classified" in output
     assert '"success_count": 1' in output
     assert "coach> Let's start fresh!" in output

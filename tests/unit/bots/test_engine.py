@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnEvent, TurnInput
-from coach.domain.effects import CancelReminder, DeleteSchedule
 from coach.domain.flow import HISTORY_STORED, FlowState, PendingReminder, SubState
 from coach.domain.message import MAX_BODY_CHARS
 from coach.domain.participant import ParticipantStatus
@@ -89,13 +88,13 @@ def test_a_reply_cancels_the_pending_reminder() -> None:
     chat.through_intake()
     chat.flow = chat.flow.model_copy(
         update={
-            "pending_reminder": PendingReminder(nudge_key="nudge#p-1#2026-03-03", due_at=chat.now, schedule_name="r1")
+            "pending_reminder": PendingReminder(nudge_key="nudge#p-1#2026-03-03", due_at=chat.now + timedelta(hours=1))
         }
     )
 
     chat.text("done")
 
-    assert CancelReminder(nudge_key="nudge#p-1#2026-03-03", schedule_name="r1") in chat.last.effects
+    assert chat.changed == ["reminder-p-1"]  # its schedule goes with it
     assert chat.flow.pending_reminder is None
     assert chat.event(TurnEvent.REMINDER) == []  # nothing left to remind of
 
@@ -116,7 +115,7 @@ def test_no_nudge_before_intake_is_finished() -> None:
     chat.text("yes")
 
     assert chat.event(TurnEvent.DAILY_NUDGE) == []
-    assert chat.last.events[0].data["reason"] == "intake_not_finished"
+    assert chat.last.events[0].data["reason"] == "intake_incomplete"
 
 
 @pytest.mark.parametrize(
@@ -157,7 +156,8 @@ def test_reset_returns_to_intake_and_drops_the_schedule() -> None:
     assert chat.flow.sub_state is SubState.INTAKE
     assert chat.flow.user_profile.habit_domain is None
     assert chat.flow.consent is True
-    assert chat.last.effects == [DeleteSchedule()]
+    assert chat.changed == ["nudge-p-1"]
+    assert chat.daily_time is None
     assert [h.content for h in chat.flow.history] == reply
 
 
@@ -166,7 +166,7 @@ def test_reset_before_consent_greets_again() -> None:
     chat.event(TurnEvent.ENROLLED)
 
     assert chat.event(TurnEvent.RESET)[0].startswith("Hi Ada!")
-    assert chat.last.effects == []
+    assert chat.changed == []
 
 
 def test_a_scheduled_transition_to_intake_asks_what_is_missing() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from coach.bots.turn import TurnEvent
-from coach.domain.effects import ScheduleDaily
 from coach.domain.flow import SubState
 from tests.unit.bots.conversation import Conversation
 
@@ -32,7 +31,8 @@ def test_enrollment_to_first_habit_prompt() -> None:
     assert "it helps you feel more energetic" in first_prompt
     assert "Want to try the 1-minute version right now?" in try_now
     assert "7:30am" in try_now
-    assert chat.last.effects == [ScheduleDaily(time="07:30", timezone="America/New_York")]
+    assert chat.changed == ["nudge-p-1"]
+    assert chat.daily_time == "07:30"
     assert chat.flow.sub_state is SubState.FEEDBACK
     profile = chat.flow.user_profile
     assert (profile.habit_domain, profile.motivation, profile.preferred_time) == (
@@ -111,7 +111,7 @@ def test_modified_with_a_new_anchor_gives_a_new_plan() -> None:
     assert chat.flow.user_profile.prompt_anchor == "after lunch"
     assert chat.flow.user_profile.last_tweak == "could we do it after lunch instead?"
     assert chat.last.events[0].data["kind"] == "modified"
-    assert chat.last.effects == []  # the time did not change
+    assert chat.changed == []  # the time did not change
 
 
 def test_changing_the_time_moves_the_schedule() -> None:
@@ -125,7 +125,8 @@ def test_changing_the_time_moves_the_schedule() -> None:
     # Then the profile, the schedule and the reply all say 7pm
     assert reply == ["Done, I'll text you at 7pm from now on."]
     assert chat.flow.user_profile.preferred_time == "19:00"
-    assert chat.last.effects == [ScheduleDaily(time="19:00", timezone="America/New_York")]
+    assert chat.changed == ["nudge-p-1"]
+    assert chat.daily_time == "19:00"
     assert chat.flow.daily_schedule is not None
     assert chat.flow.daily_schedule.time == "19:00"
     changed = next(e for e in chat.last.events if e.kind == "profile_changed").data["fields"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import timedelta
 from typing import Any
 
 from coach.bots.tools import TOOL_SPECS, TOOLS, run_tool
 from coach.bots.turn import TurnContext
-from coach.domain.effects import DeleteSchedule, ScheduleDaily, ScheduleTransition
 from coach.domain.flow import FlowState, SubState
 from coach.domain.profile import UserProfile
 from tests.unit.bots.conversation import START, participant
@@ -80,7 +80,8 @@ def test_a_new_preferred_time_moves_an_existing_schedule() -> None:
 
     call(ctx, "save_user_profile", preferred_time="21:00")
 
-    assert ctx.effects == [ScheduleDaily(time="21:00", timezone="America/New_York")]
+    assert ctx.flow.daily_schedule is not None
+    assert (ctx.flow.daily_schedule.time, ctx.flow.daily_schedule.since) == ("21:00", ctx.now)
 
 
 def test_tone_goes_through_save_user_profile() -> None:
@@ -124,7 +125,8 @@ def test_track_feedback_applies_a_modification() -> None:
 
     assert result["recorded"] == "modified"
     assert (ctx.profile.preferred_time, ctx.profile.prompt_anchor) == ("19:00", "after dinner")
-    assert ctx.effects == [ScheduleDaily(time="19:00", timezone="America/New_York")]
+    assert ctx.flow.daily_schedule is not None
+    assert ctx.flow.daily_schedule.time == "19:00"
     assert ctx.events[-1].kind == "feedback_classified"
 
 
@@ -133,22 +135,21 @@ def test_track_feedback_rejects_an_unknown_kind() -> None:
     assert result["error"].startswith("invalid arguments: kind:")
 
 
-def test_scheduler_creates_lists_and_deletes() -> None:
+def test_scheduler_creates_lists_and_deletes_in_the_participants_own_timezone() -> None:
     ctx = context()
+    # A timezone the model makes up is not taken: the participant's record says which zone they live in.
     assert call(ctx, "scheduler", action="create", time="08:15", timezone="Europe/Berlin") == {
-        "created": {"time": "08:15", "timezone": "Europe/Berlin"}
+        "created": {"time": "08:15", "timezone": "America/New_York"}
     }
-    assert call(ctx, "scheduler", action="list") == {"daily": {"time": "08:15", "timezone": "Europe/Berlin"}}
+    assert call(ctx, "scheduler", action="list") == {"daily": {"time": "08:15", "timezone": "America/New_York"}}
     assert call(ctx, "scheduler", action="delete") == {"deleted": True}
     assert call(ctx, "scheduler", action="list") == {"daily": None}
-    assert ctx.effects == [DeleteSchedule()]  # the delete replaced the create of the same turn
+    assert ctx.flow.daily_schedule is None
+    assert [e.kind for e in ctx.events] == ["daily_schedule_set", "daily_schedule_removed"]
 
 
-def test_scheduler_needs_a_time_and_a_real_timezone() -> None:
+def test_scheduler_needs_a_time() -> None:
     assert "needs a time" in call(context(), "scheduler", action="create")["error"]
-    assert (
-        "unknown IANA timezone" in call(context(), "scheduler", action="create", time="8am", timezone="Mars/X")["error"]
-    )
 
 
 def test_transition_state_now_or_later() -> None:
@@ -157,9 +158,30 @@ def test_transition_state_now_or_later() -> None:
     assert ctx.flow.sub_state is SubState.FEEDBACK
 
     assert call(ctx, "transition_state", to_sub_state="INTAKE", delay_minutes=90)["scheduled"]["in_minutes"] == 90
-    assert ctx.effects == [ScheduleTransition(delay_minutes=90, to_sub_state=SubState.INTAKE)]
+    pending = ctx.flow.pending_transition
+    assert pending is not None
+    assert (pending.to_sub_state, pending.due_at) == (SubState.INTAKE, ctx.now + timedelta(minutes=90))
     assert ctx.flow.sub_state is SubState.FEEDBACK
     assert "invalid arguments" in call(ctx, "transition_state", to_sub_state="INTAKE", delay_minutes=0)["error"]
+
+
+def test_a_new_delayed_transition_replaces_the_pending_one_and_a_move_now_cancels_it() -> None:
+    # Given a transition pending in 90 minutes
+    ctx = context()
+    first = call(ctx, "transition_state", to_sub_state="INTAKE", delay_minutes=90)["scheduled"]["id"]
+
+    # When the model asks for another one, then moves at once
+    second = call(ctx, "transition_state", to_sub_state="FEEDBACK", delay_minutes=30)["scheduled"]["id"]
+    pending = ctx.flow.pending_transition
+
+    # Then only the newest is pending (one per participant), and a move now leaves none
+    assert first != second
+    assert pending is not None
+    assert (pending.id, pending.to_sub_state) == (second, SubState.FEEDBACK)
+    assert [e.data["replaced"] for e in ctx.events if e.kind == "transition_scheduled"] == [None, first]
+    call(ctx, "transition_state", to_sub_state="INTAKE")
+    assert ctx.flow.pending_transition is None
+    assert ctx.events[-1].kind == "transition_cancelled"
 
 
 def test_unknown_tools_and_malformed_arguments_are_errors_not_crashes() -> None:

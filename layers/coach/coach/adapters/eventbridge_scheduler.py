@@ -1,25 +1,42 @@
-"""The Scheduler port on EventBridge Scheduler: one daily cron per participant in its own timezone, and
-one-time `at()` schedules that delete themselves after firing. All target the prompt-generator function."""
+"""The Scheduler port on EventBridge Scheduler: the participants' schedules in one group, all targeting the
+prompt-generator function, with a retry policy and a dead-letter queue; one-time `at()` schedules delete
+themselves after firing. What a schedule does comes from coach.domain.schedules; this adds the rest."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from coach.domain.schedules import daily_cron, daily_schedule_name
+from coach.domain.errors import ScheduleUnavailable
+from coach.domain.schedules import ScheduleSpec
+from coach.ports import ExistingSchedule
+
+# Scheduler invokes Lambda asynchronously: these retries cover only a failed hand-over (throttling, a
+# missing permission). A firing that ran and failed is retried by Lambda (the template's EventInvokeConfig).
+RETRY_ATTEMPTS = 3
+MAXIMUM_EVENT_AGE_SECONDS = 3600
 
 
 class EventBridgeScheduler:
-    """Implements coach.ports.Scheduler."""
+    """Implements coach.ports.Scheduler. `dead_letter_arn` empty: no dead-letter queue (tests)."""
 
-    def __init__(self, group_name: str, role_arn: str, target_arn: str, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        group_name: str,
+        role_arn: str,
+        target_arn: str,
+        dead_letter_arn: str = "",
+        client: Any | None = None,
+    ) -> None:
         self.group_name = group_name
         self.role_arn = role_arn
         self.target_arn = target_arn
+        self.dead_letter_arn = dead_letter_arn
         self._client = client
 
     @property
@@ -28,55 +45,107 @@ class EventBridgeScheduler:
             self._client = boto3.client("scheduler")
         return self._client
 
-    def put_daily(self, participant_id: str, hhmm: str, timezone: str) -> None:
-        payload = {"participant_id": participant_id, "kind": "daily_nudge"}
-        self._upsert(daily_schedule_name(participant_id), daily_cron(hhmm), timezone, payload, delete_after=False)
-
-    def delete_daily(self, participant_id: str) -> None:
-        self._delete(daily_schedule_name(participant_id))
-
-    def put_once(self, name: str, at: datetime, payload: dict[str, Any]) -> None:
-        expression = f"at({at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S')})"
-        self._upsert(name, expression, "UTC", payload, delete_after=True)
-
-    def delete_once(self, name: str) -> None:
-        self._delete(name)
-
-    def _upsert(
-        self, name: str, expression: str, timezone: str, payload: dict[str, Any], *, delete_after: bool
-    ) -> None:
-        request: dict[str, Any] = {
-            "Name": name,
-            "GroupName": self.group_name,
-            "ScheduleExpression": expression,
-            "ScheduleExpressionTimezone": timezone,
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "State": "ENABLED",
-            "Target": {
-                "Arn": self.target_arn,
-                "RoleArn": self.role_arn,
-                "Input": json.dumps(payload, sort_keys=True),
-                "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
-            },
-        }
-        if delete_after:
-            request["ActionAfterCompletion"] = "DELETE"
-        try:
-            self.client.update_schedule(**request)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+    def get(self, name: str) -> ExistingSchedule | None:
+        with _unavailable(f"read schedule {name}"):
+            try:
+                answer = self.client.get_schedule(Name=name, GroupName=self.group_name)
+            except ClientError as exc:
+                if _code(exc) == "ResourceNotFoundException":
+                    return None
                 raise
+        target = answer.get("Target") or {}
+        try:
+            payload = json.loads(target.get("Input") or "{}")
+        except json.JSONDecodeError:
+            payload = {"unreadable_input": True}
+        spec = ScheduleSpec(
+            name=name,
+            expression=answer.get("ScheduleExpression", ""),
+            timezone=answer.get("ScheduleExpressionTimezone") or "UTC",
+            payload=payload if isinstance(payload, dict) else {"unreadable_input": True},
+            one_time=answer.get("ActionAfterCompletion") == "DELETE",
+        )
+        return ExistingSchedule(spec, in_order=answer.get("State") != "DISABLED" and self._our_target(target))
+
+    def put(self, spec: ScheduleSpec, *, exists: bool | None = None) -> None:
+        request = self._request(spec)
+        with _unavailable(f"write schedule {spec.name}"):
+            # Without knowledge, guess what is likelier: a one-time schedule is new, a daily one is a move.
+            if exists is True or (exists is None and not spec.one_time):
+                try:
+                    self.client.update_schedule(**request)
+                    return
+                except ClientError as exc:
+                    if _code(exc) != "ResourceNotFoundException":
+                        raise
             try:
                 self.client.create_schedule(**request)
-            except ClientError as again:
-                # Created meanwhile by a racing writer: update it to what we want.
-                if again.response["Error"]["Code"] != "ConflictException":
+            except ClientError as exc:
+                # It exists (guessed wrong, or a racing writer created it): make it what we want.
+                if _code(exc) != "ConflictException":
                     raise
                 self.client.update_schedule(**request)
 
-    def _delete(self, name: str) -> None:
-        try:
-            self.client.delete_schedule(Name=name, GroupName=self.group_name)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+    def delete(self, name: str) -> None:
+        with _unavailable(f"delete schedule {name}"):
+            try:
+                self.client.delete_schedule(Name=name, GroupName=self.group_name)
+            except ClientError as exc:
+                if _code(exc) != "ResourceNotFoundException":
+                    raise
+
+    def _target(self, spec: ScheduleSpec) -> dict[str, Any]:
+        target: dict[str, Any] = {
+            "Arn": self.target_arn,
+            "RoleArn": self.role_arn,
+            "Input": json.dumps(dict(spec.payload), sort_keys=True),
+            "RetryPolicy": {
+                "MaximumRetryAttempts": RETRY_ATTEMPTS,
+                "MaximumEventAgeInSeconds": MAXIMUM_EVENT_AGE_SECONDS,
+            },
+        }
+        if self.dead_letter_arn:
+            target["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}
+        return target
+
+    def _request(self, spec: ScheduleSpec) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "Name": spec.name,
+            "GroupName": self.group_name,
+            "ScheduleExpression": spec.expression,
+            "ScheduleExpressionTimezone": spec.timezone,
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED",
+            "Target": self._target(spec),
+        }
+        if spec.one_time:
+            request["ActionAfterCompletion"] = "DELETE"
+        return request
+
+    def _our_target(self, target: dict[str, Any]) -> bool:
+        """Whether the schedule invokes what we would have it invoke, as we would (a redeploy may change the
+        function, role or dead-letter queue: the reconciler then rewrites the schedule)."""
+        retry = target.get("RetryPolicy") or {}
+        dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn", "")
+        return (
+            target.get("Arn") == self.target_arn
+            and target.get("RoleArn") == self.role_arn
+            and dead_letter == self.dead_letter_arn
+            and retry.get("MaximumRetryAttempts") == RETRY_ATTEMPTS
+            and retry.get("MaximumEventAgeInSeconds") == MAXIMUM_EVENT_AGE_SECONDS
+        )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _unavailable(what: str) -> Iterator[None]:
+    """SDK failures as the domain's ScheduleUnavailable (the callers retry or answer 503)."""
+    try:
+        yield
+    except ClientError as exc:
+        raise ScheduleUnavailable(f"could not {what}: {_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise ScheduleUnavailable(f"could not {what}: {type(exc).__name__}") from exc

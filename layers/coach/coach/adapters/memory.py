@@ -13,15 +13,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.outbox import OutboxItem
 from coach.domain.participant import Participant, ParticipantStatus
+from coach.domain.schedules import ScheduleSpec
 from coach.domain.work import ConversationWork
-from coach.ports import Page
+from coach.ports import ExistingSchedule, Page
 
 T = TypeVar("T")
 
@@ -206,20 +207,28 @@ class ManualClock:
 
 
 class InMemoryScheduler:
-    """Implements coach.ports.Scheduler: the schedules that exist now, by name."""
+    """Implements coach.ports.Scheduler: the schedules that exist now, by name, and every call made."""
 
     def __init__(self) -> None:
-        self.daily: dict[str, tuple[str, str]] = {}  # participant id -> (HH:MM, timezone)
-        self.once: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        self.schedules: dict[str, ExistingSchedule] = {}
+        self.calls: list[tuple[str, str]] = []  # (get|put|delete, name)
 
-    def put_daily(self, participant_id: str, hhmm: str, timezone: str) -> None:
-        self.daily[participant_id] = (hhmm, timezone)
+    def get(self, name: str) -> ExistingSchedule | None:
+        self.calls.append(("get", name))
+        return self.schedules.get(name)
 
-    def delete_daily(self, participant_id: str) -> None:
-        self.daily.pop(participant_id, None)
+    def put(self, spec: ScheduleSpec, *, exists: bool | None = None) -> None:
+        self.calls.append(("put", spec.name))
+        self.schedules[spec.name] = ExistingSchedule(spec)
 
-    def put_once(self, name: str, at: datetime, payload: dict[str, Any]) -> None:
-        self.once[name] = (at, payload)
+    def delete(self, name: str) -> None:
+        self.calls.append(("delete", name))
+        self.schedules.pop(name, None)
 
-    def delete_once(self, name: str) -> None:
-        self.once.pop(name, None)
+    def of(self, participant_id: str) -> dict[str, ScheduleSpec]:
+        """The participant's schedules, by name."""
+        return {
+            name: existing.spec
+            for name, existing in self.schedules.items()
+            if existing.spec.payload.get("participant_id") == participant_id
+        }

@@ -30,6 +30,7 @@ from coach.ports import Clock, SentSms
 from coach.settings import TwilioSettings
 
 LOOKUP_PAGE_SIZE = 20
+MAX_VALIDITY_SECONDS = 36_000
 # How far before our first try a message Twilio created may be dated: Twilio's clock and ours differ a
 # little, and Twilio dates messages to the second.
 CLOCK_TOLERANCE = timedelta(seconds=1)
@@ -70,9 +71,13 @@ class TwilioSmsSender:
         self._built: tuple[TwilioCredentials, Any] | None = None
 
     # --- the port --------------------------------------------------------------------------------
-    def send(self, to: str, body: str) -> SentSms:
+    def send(self, to: str, body: str, *, validity_seconds: int | None = None) -> SentSms:
         credentials = self._credentials()
         request: dict[str, Any] = {"to": to, "body": body}
+        if validity_seconds is not None:
+            # Twilio drops a message still queued when this runs out (error 30036): a nudge past its
+            # window is not sent late from Twilio's queue either. Twilio takes 1 to 36,000 seconds.
+            request["validity_period"] = min(max(int(validity_seconds), 1), MAX_VALIDITY_SECONDS)
         if credentials.uses_messaging_service:
             request["messaging_service_sid"] = credentials.sender
         else:

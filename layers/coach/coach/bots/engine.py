@@ -1,8 +1,9 @@
 """The conversation engine's one entry: `run_turn(TurnInput) -> TurnResult`, pure but for the LLM port.
 
 The orchestrator keeps the top-level state CONVERSATION_ACTIVE and lets the sub-state (INTAKE or
-FEEDBACK) pick the module; it keeps the bounded history, adapts the tone, shapes every SMS, and turns
-what the modules did into side effects and research events for the caller to carry out.
+FEEDBACK) pick the module; it keeps the bounded history, adapts the tone, asks the reachability rule
+before every text, shapes every SMS, and records why when it sends nothing. What it returns is complete:
+the caller saves the new state as it is (the schedules derive from it) and sends the texts.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from zoneinfo import ZoneInfo
 from coach.bots.intake import next_intake_step
 from coach.bots.llm_coach import llm_reply
 from coach.bots.offline_coach import REMINDER, answer_consent, daily_nudge, greeting, offline_reply
-from coach.bots.turn import TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
+from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt
+from coach.bots.turn import Outgoing, TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
 from coach.domain import intensity
 from coach.domain.chat import LanguageModelUnavailable
-from coach.domain.effects import CancelReminder
-from coach.domain.flow import HISTORY_STORED, HistoryEntry, SubState
+from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingReminder, SubState
 from coach.domain.message import MAX_BODY_CHARS
-from coach.domain.participant import ParticipantStatus
+from coach.domain.reachability import Purpose, unreachable_reasons
 from coach.domain.sms_text import is_emoji, shape_sms
 from coach.domain.tone import implicit_tone_signals, requested_tone_tags
 from coach.ports import LanguageModel
@@ -47,25 +48,52 @@ def run_turn(
         rng=rng or random.Random(f"{turn.flow.participant_id}|{turn.now.isoformat()}"),
     )
     profile_before, tone_before = ctx.profile.model_copy(deep=True), list(ctx.flow.tone.active)
+    llm, llm_day = _within_daily_cap(ctx, turn, llm)
     if turn.event is None:
-        replies, coach = _on_texts(ctx, turn.texts, llm, turn.intensity_check)
+        outgoing, coach = _on_texts(ctx, turn, llm)
     else:
-        replies, coach = _on_event(ctx, turn, llm)
+        outgoing, coach = _on_event(ctx, turn, llm)
     shaped = [
-        shape_sms(r, emojis_allowed=ctx.flow.tone.emojis_allowed, segment_budget=segment_budget)
-        for r in replies
-        if r.strip()
+        Outgoing(
+            text=shape_sms(o.text, emojis_allowed=ctx.flow.tone.emojis_allowed, segment_budget=segment_budget),
+            purpose=o.purpose,
+        )
+        for o in outgoing
+        if o.text.strip()
     ]
     for reply in shaped:
-        _remember(ctx, "assistant", reply)
+        _remember(ctx, "assistant", reply.text)
+    if turn.answering is not None:
+        ctx.flow.last_processed_inbound = turn.answering
+    if coach == "llm" and shaped:
+        used = ctx.flow.llm_turns_that_day if ctx.flow.llm_day == llm_day else 0
+        ctx.flow.llm_day, ctx.flow.llm_turns_that_day = llm_day, used + 1
     if changes := profile_changes(profile_before, ctx.profile):
         ctx.record("profile_changed", fields=changes)
     if ctx.flow.tone.active != tone_before:
         ctx.record("tone_changed", before=tone_before, after=ctx.flow.tone.active)
     ctx.flow.updated_at = turn.now
-    return TurnResult(
-        flow=ctx.flow, replies=shaped, effects=ctx.effects, events=ctx.events, coach=coach if shaped else "none"
-    )
+    return TurnResult(flow=ctx.flow, texts=shaped, events=ctx.events, coach=coach if shaped else "none")
+
+
+def _within_daily_cap(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> tuple[LanguageModel | None, str]:
+    """The LLM, unless the participant used the day's LLM turns already (then the offline coach answers),
+    and the participant's local day they count on."""
+    day = ctx.now.astimezone(ZoneInfo(ctx.participant.timezone)).date().isoformat()
+    used = ctx.flow.llm_turns_that_day if ctx.flow.llm_day == day else 0
+    if llm is not None and turn.daily_llm_turns is not None and used >= turn.daily_llm_turns:
+        if turn.daily_llm_turns > 0:
+            ctx.record("llm_daily_cap", used=used, cap=turn.daily_llm_turns)
+        return None, day
+    return llm, day
+
+
+Replies = tuple[list[Outgoing], str]  # the texts and who wrote them: "llm", "offline" or "none"
+_NOTHING: Replies = ([], "none")
+
+
+def _for(purpose: Purpose, texts: list[str], coach: str = "offline") -> Replies:
+    return [Outgoing(text=t, purpose=purpose) for t in texts], coach
 
 
 def _remember(ctx: TurnContext, role: str, text: str) -> None:
@@ -74,18 +102,18 @@ def _remember(ctx: TurnContext, role: str, text: str) -> None:
     ctx.flow.history = [*ctx.flow.history, entry][-HISTORY_STORED:]
 
 
-def _silenced(ctx: TurnContext, *, nudge: bool) -> str | None:
-    """Why nothing may be sent now, or None. Opted-out, withdrawn and finished participants get nothing."""
-    participant = ctx.participant
-    if participant.opted_out:
-        return "opted_out"
-    if participant.status in (ParticipantStatus.WITHDRAWN, ParticipantStatus.COMPLETED):
-        return participant.status.value
-    if nudge and participant.status is ParticipantStatus.PAUSED:
-        return "paused"
-    if ctx.flow.consent is False:
-        return "consent_declined"
-    return None
+def _unreachable(ctx: TurnContext, turn: TurnInput, purpose: Purpose) -> tuple[str, ...]:
+    """The reachability rule on the working state, at the firing's slot (or now) in the participant's zone."""
+    moment = turn.firing.slot if turn.firing is not None else ctx.now
+    local = moment.astimezone(ZoneInfo(ctx.participant.timezone)).time()
+    return unreachable_reasons(ctx.participant, ctx.flow, purpose, local=local, quiet=turn.quiet_hours)
+
+
+def _withheld(ctx: TurnContext, turn: TurnInput, purpose: Purpose, reasons: tuple[str, ...]) -> Replies:
+    kind = "reply_withheld" if purpose is Purpose.REPLY else "message_withheld"
+    event = str(turn.event) if turn.event is not None else "texts"
+    ctx.record(kind, event=event, purpose=purpose.value, reason=reasons[0], reasons=list(reasons))
+    return _NOTHING
 
 
 def _adapt_tone(ctx: TurnContext, text: str) -> None:
@@ -110,41 +138,41 @@ def _coach_reply(
         except LanguageModelUnavailable as exc:
             ctx.record("llm_fallback", reason=str(exc)[:200])
         else:
-            ctx.flow, ctx.effects, ctx.events = trial.flow, trial.effects, trial.events
+            ctx.flow, ctx.events = trial.flow, trial.events
             return [reply], "llm"
     if instruction is not None:
         return daily_nudge(ctx), "offline"
     return offline_reply(ctx, text), "offline"
 
 
-def _on_texts(
-    ctx: TurnContext, texts: list[str], llm: LanguageModel | None, intensity_check: bool = False
-) -> tuple[list[str], str]:
-    for text in texts:
+def _on_texts(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> Replies:
+    for text in turn.texts:
         _remember(ctx, "user", text)
     if (pending := ctx.flow.pending_reminder) is not None:
-        ctx.effects.append(CancelReminder(nudge_key=pending.nudge_key, schedule_name=pending.schedule_name))
-        ctx.flow.pending_reminder = None
+        ctx.flow.pending_reminder = None  # answered: its schedule goes with it
         ctx.record("nudge_responded", nudge_key=pending.nudge_key, responded_at=ctx.now.isoformat())
-    if reason := _silenced(ctx, nudge=False):
-        ctx.record("reply_withheld", reason=reason)
-        return [], "none"
-    text = "\n".join(texts)
+    if reasons := _unreachable(ctx, turn, Purpose.REPLY):
+        return _withheld(ctx, turn, Purpose.REPLY, reasons)
+    text = "\n".join(turn.texts)
     _adapt_tone(ctx, text)
     if ctx.flow.consent is None:
         if ctx.flow.intake_question is None:  # texted before the greeting went out
-            return greeting(ctx), "offline"
-        return answer_consent(ctx, text), "offline"
+            return _for(Purpose.REPLY, greeting(ctx))
+        return _for(Purpose.REPLY, answer_consent(ctx, text))
     if ctx.flow.awaiting_intensity:
         ctx.flow.awaiting_intensity = False  # asked once: an answer to something else is not trapped here
         if (answer := intensity.read_answer(text)) is not None:
             ctx.profile.intensity = intensity.adjusted(ctx.profile.intensity, answer)
             ctx.record("intensity_answered", answer=answer, intensity=ctx.profile.intensity)
-            return [intensity.acknowledgement(answer)], "offline"
+            return _for(Purpose.REPLY, [intensity.acknowledgement(answer)])
     replies, coach = _coach_reply(ctx, llm, text, None)
-    if intensity_check and _succeeded(ctx) and _ask_intensity(ctx):
-        replies = [*replies, intensity.QUESTION]
-    return replies, coach
+    outgoing, _ = _for(Purpose.REPLY, replies)
+    if turn.intensity_check and _succeeded(ctx):
+        if reasons := _unreachable(ctx, turn, Purpose.INTENSITY_CHECK):
+            ctx.record("intensity_check_withheld", reason=reasons[0], reasons=list(reasons))
+        elif _ask_intensity(ctx):
+            outgoing.append(Outgoing(text=intensity.QUESTION, purpose=Purpose.INTENSITY_CHECK))
+    return outgoing, coach
 
 
 def _succeeded(ctx: TurnContext) -> bool:
@@ -161,44 +189,98 @@ def _ask_intensity(ctx: TurnContext) -> bool:
     return True
 
 
-def _on_event(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> tuple[list[str], str]:
+def _on_event(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> Replies:
     event = turn.event
     if event is TurnEvent.RESET:
-        return _reset(ctx)
-    nudge = event in (TurnEvent.DAILY_NUDGE, TurnEvent.REMINDER)
-    if reason := _silenced(ctx, nudge=nudge):
-        ctx.record("message_withheld", event=str(event), reason=reason)
-        return [], "none"
-    if event is TurnEvent.ENROLLED:
-        return greeting(ctx), "offline"
-    if event is TurnEvent.TRANSITION and turn.to_sub_state is not None:
-        ctx.move_to(turn.to_sub_state)
-        if turn.to_sub_state is SubState.INTAKE and ctx.flow.consent:
-            return next_intake_step(ctx), "offline"
-        return [], "none"
-    if not ctx.flow.consent or ctx.flow.sub_state is SubState.INTAKE:
-        ctx.record("message_withheld", event=str(event), reason="intake_not_finished")
-        return [], "none"
+        return _reset(ctx, turn)
+    if event is TurnEvent.TRANSITION:
+        return _transition(ctx, turn)
     if event is TurnEvent.REMINDER:
-        if ctx.flow.pending_reminder is None:
-            return [], "none"  # the participant answered the nudge already
-        ctx.flow.pending_reminder = None
-        ctx.record("reminder_sent")
-        return [REMINDER], "offline"
+        return _reminder(ctx, turn)
+    if event is TurnEvent.DAILY_NUDGE:
+        return _daily_nudge(ctx, turn, llm)
+    if reasons := _unreachable(ctx, turn, Purpose.GREETING):
+        return _withheld(ctx, turn, Purpose.GREETING, reasons)
+    return _for(Purpose.GREETING, greeting(ctx))
+
+
+def _expired(ctx: TurnContext, turn: TurnInput, purpose: Purpose) -> bool:
+    """A firing past its validity window: nothing goes out for it, and the record says so."""
+    firing = turn.firing
+    if firing is None or ctx.now <= firing.valid_until:
+        return False
+    ctx.record(
+        "nudge_expired",
+        purpose=purpose.value,
+        key=firing.key,
+        slot=firing.slot.isoformat(),
+        valid_until=firing.valid_until.isoformat(),
+        reason="fired_after_its_window",
+    )
+    return True
+
+
+def _daily_nudge(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> Replies:
+    if reasons := _unreachable(ctx, turn, Purpose.NUDGE):
+        return _withheld(ctx, turn, Purpose.NUDGE, reasons)
+    if _expired(ctx, turn, Purpose.NUDGE):
+        return _NOTHING
     ctx.flow.offered_try_now = False  # a new day's prompt replaces yesterday's offer
-    return _coach_reply(ctx, llm, "", _NUDGE_INSTRUCTION)
+    prompts_before = ctx.profile.total_prompts
+    replies, coach = _coach_reply(ctx, llm, "", _NUDGE_INSTRUCTION)
+    if replies and ctx.flow.sub_state is SubState.FEEDBACK:  # not when the coach went back to ask for a field
+        if ctx.profile.total_prompts == prompts_before:  # the LLM wrote the prompt itself, without the tool
+            deliver_habit_prompt(ctx, HabitPrompt(text=replies[-1], action="written by the LLM"), occasion="llm_nudge")
+        firing = turn.firing
+        if firing is not None and firing.reminder_after:
+            due = firing.slot + firing.reminder_after
+            ctx.flow.pending_reminder = PendingReminder(nudge_key=firing.key, due_at=due)
+            ctx.record("reminder_scheduled", nudge_key=firing.key, due_at=due.isoformat())
+    return _for(Purpose.NUDGE, replies, coach)
 
 
-def _reset(ctx: TurnContext) -> tuple[list[str], str]:
+def _reminder(ctx: TurnContext, turn: TurnInput) -> Replies:
+    pending = ctx.flow.pending_reminder
+    key = turn.firing.key if turn.firing is not None else (pending.nudge_key if pending else "")
+    if pending is None or pending.nudge_key != key:  # answered, or a newer nudge's reminder replaced it
+        ctx.record("reminder_skipped", nudge_key=key, reason="answered", reasons=["answered"])
+        return _NOTHING
+    ctx.flow.pending_reminder = None
+    reasons = _unreachable(ctx, turn, Purpose.REMINDER)
+    if turn.firing is not None and not turn.firing.nudge_sent:
+        reasons = (*reasons, "nudge_not_sent")
+    if reasons:
+        ctx.record("reminder_skipped", nudge_key=key, reason=reasons[0], reasons=list(reasons))
+        return _NOTHING
+    if _expired(ctx, turn, Purpose.REMINDER):
+        return _NOTHING
+    ctx.record("reminder_sent", nudge_key=key)
+    return _for(Purpose.REMINDER, [REMINDER])
+
+
+def _transition(ctx: TurnContext, turn: TurnInput) -> Replies:
+    pending = ctx.flow.pending_transition
+    wanted = turn.firing.transition_id if turn.firing is not None else None
+    if wanted is not None and (pending is None or pending.id != wanted):
+        ctx.record("transition_skipped", transition_id=wanted, reason="superseded", reasons=["superseded"])
+        return _NOTHING
+    ctx.flow.pending_transition = None
+    to = turn.to_sub_state or (pending.to_sub_state if pending else SubState.FEEDBACK)
+    ctx.move_to(to)
+    if to is not SubState.INTAKE or not ctx.flow.consent:
+        return _NOTHING
+    if reasons := _unreachable(ctx, turn, Purpose.TRANSITION):
+        return _withheld(ctx, turn, Purpose.TRANSITION, reasons)
+    return _for(Purpose.TRANSITION, next_intake_step(ctx))
+
+
+def _reset(ctx: TurnContext, turn: TurnInput) -> Replies:
     consented = ctx.flow.consent is True
-    had_schedule = ctx.flow.daily_schedule is not None
-    ctx.flow = ctx.flow.reset(ctx.now)
+    ctx.flow = ctx.flow.reset(ctx.now)  # the daily nudge, reminder and transition go, and their schedules
     ctx.record("conversation_reset")
-    if had_schedule:
-        ctx.delete_schedule()
-    if _silenced(ctx, nudge=False):
-        return [], "none"
+    if reasons := _unreachable(ctx, turn, Purpose.GREETING):
+        return _withheld(ctx, turn, Purpose.GREETING, reasons)
     if not consented:
-        return greeting(ctx), "offline"
+        return _for(Purpose.GREETING, greeting(ctx))
     ctx.flow.consent = True
-    return ["Let's start fresh!", *next_intake_step(ctx)], "offline"
+    return _for(Purpose.GREETING, ["Let's start fresh!", *next_intake_step(ctx)])

@@ -57,7 +57,7 @@ def system_prompt(ctx: TurnContext) -> str:
         background=flow.participant_background or ctx.participant.background_text(),
         profile=json.dumps(profile.model_dump(mode="json", exclude_none=True), ensure_ascii=False),
         missing=", ".join(missing_intake_fields(ctx)) or "none",
-        schedule=f"{flow.daily_schedule.time} {flow.daily_schedule.timezone}" if flow.daily_schedule else "none",
+        schedule=f"{flow.daily_schedule.time} {ctx.participant.timezone}" if flow.daily_schedule else "none",
         last_prompt=flow.last_habit_prompt or "none",
         module_guide=prompt_text(module),
         tone_guide=tone_guide(ctx),

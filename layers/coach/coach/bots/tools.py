@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,11 +19,9 @@ from coach.bots.feedback_tracker import track_feedback
 from coach.bots.prompt_generator import MissingFields, deliver_habit_prompt, generate_habit_prompt
 from coach.bots.turn import TurnContext
 from coach.domain.chat import ToolSpec
-from coach.domain.effects import ScheduleTransition
 from coach.domain.errors import DomainError
 from coach.domain.feedback import Classification, FeedbackKind
 from coach.domain.flow import SubState
-from coach.domain.participant import valid_timezone
 from coach.domain.times import parse_time
 
 
@@ -68,11 +67,10 @@ class TrackFeedback(_Args):
 
 
 class Scheduler(_Args):
-    """Create, list or delete the participant's daily nudge schedule."""
+    """Create, list or delete the participant's daily nudge schedule (in the participant's own timezone)."""
 
     action: Literal["create", "list", "delete"]
     time: str | None = Field(None, description="create: local time HH:MM (defaults to the preferred time)")
-    timezone: str | None = Field(None, description="create: IANA timezone (defaults to the participant's)")
 
 
 class TransitionState(_Args):
@@ -128,9 +126,10 @@ def track_feedback_tool(ctx: TurnContext, args: TrackFeedback) -> str:
 
 
 def scheduler_tool(ctx: TurnContext, args: Scheduler) -> str:
+    timezone = ctx.participant.timezone
     if args.action == "list":
         current = ctx.flow.daily_schedule
-        return _result(daily=current.model_dump() if current else None)
+        return _result(daily={"time": current.time, "timezone": timezone} if current else None)
     if args.action == "delete":
         ctx.delete_schedule()
         return _result(deleted=True)
@@ -138,15 +137,18 @@ def scheduler_tool(ctx: TurnContext, args: Scheduler) -> str:
     hhmm = parse_time(raw_time) if raw_time else None
     if hhmm is None:
         return _error("create needs a time (HH:MM), and the profile has no preferred_time yet")
-    timezone = valid_timezone(args.timezone, "timezone") if args.timezone else ctx.participant.timezone
-    effect = ctx.schedule_daily(hhmm, timezone)
-    return _result(created={"time": effect.time, "timezone": effect.timezone})
+    ctx.schedule_daily(hhmm)
+    return _result(created={"time": hhmm, "timezone": timezone})
 
 
 def transition_state_tool(ctx: TurnContext, args: TransitionState) -> str:
+    """A delayed move replaces any pending one; a move now cancels it (one pending transition at most)."""
     if args.delay_minutes:
-        ctx.effects.append(ScheduleTransition(delay_minutes=args.delay_minutes, to_sub_state=args.to_sub_state))
-        return _result(scheduled={"to": args.to_sub_state.value, "in_minutes": args.delay_minutes})
+        pending = ctx.schedule_transition(args.to_sub_state, timedelta(minutes=args.delay_minutes))
+        return _result(scheduled={"to": args.to_sub_state.value, "in_minutes": args.delay_minutes, "id": pending.id})
+    if ctx.flow.pending_transition is not None:
+        ctx.record("transition_cancelled", transition_id=ctx.flow.pending_transition.id, reason="moved_now")
+        ctx.flow.pending_transition = None
     ctx.move_to(args.to_sub_state)
     return _result(sub_state=ctx.flow.sub_state.value)
 

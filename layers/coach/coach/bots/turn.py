@@ -5,17 +5,17 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from coach.domain.effects import DeleteSchedule, Effect, ScheduleDaily
-from coach.domain.flow import DailySchedule, FlowState, SubState
+from coach.domain.flow import DailySchedule, FlowState, PendingTransition, SubState
 from coach.domain.message import ResearchEvent
 from coach.domain.participant import Participant
 from coach.domain.profile import UserProfile
+from coach.domain.reachability import Purpose, QuietHours
 from coach.domain.times import parse_time
 
 PROFILE_TEXT_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
@@ -33,6 +33,20 @@ class TurnEvent(StrEnum):
     TRANSITION = "transition"  # a delayed `transition_state` fell due
 
 
+class Firing(BaseModel):
+    """What a schedule's firing tells the turn: the decision point it is for, and until when a text for it
+    may still go out (its validity window)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # DAILY_NUDGE: nudge#<participant>#<local date>; REMINDER: the key of the nudge it follows
+    slot: AwareDatetime  # when it was due
+    valid_until: AwareDatetime
+    reminder_after: timedelta | None = None  # DAILY_NUDGE: follow up this long after the slot unless answered
+    nudge_sent: bool = True  # REMINDER: whether the nudge it follows went out at all
+    transition_id: str | None = None  # TRANSITION: which pending transition fired
+
+
 class TurnInput(BaseModel):
     """The texts a participant sent since the last turn (several quick ones form one turn), or an event."""
 
@@ -42,9 +56,13 @@ class TurnInput(BaseModel):
     participant: Participant
     now: AwareDatetime
     texts: list[str] = Field(default_factory=list)
+    answering: str | None = None  # the id of the newest text answered: the flow records it as processed
     event: TurnEvent | None = None
     to_sub_state: SubState | None = None  # for TRANSITION: where the scheduled transition goes
+    firing: Firing | None = None  # DAILY_NUDGE, REMINDER, TRANSITION fired by a schedule
+    quiet_hours: QuietHours | None = None  # when texts we start ourselves must wait (the reachability rule)
     intensity_check: bool = False  # the study asks "a bit more, the same, or less?" once a day after a success
+    daily_llm_turns: int | None = None  # LLM turns per participant per local day; then the offline coach
 
     @model_validator(mode="after")
     def _texts_or_event(self) -> Self:
@@ -55,14 +73,29 @@ class TurnInput(BaseModel):
         return self
 
 
+class Outgoing(BaseModel):
+    """One text to send, and what it is for (the outbox asks the reachability rule again before sending)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    purpose: Purpose
+
+
 class TurnResult(BaseModel):
-    """The new state (to save, conditional on the old version), the SMS to send and what else to do."""
+    """The complete new state (to save as it is, conditional on the old version) and the SMS to send.
+
+    The schedules the participant should have derive from the state (coach.domain.schedules): nothing
+    else is asked of the caller."""
 
     flow: FlowState
-    replies: list[str] = Field(default_factory=list)  # already shaped for SMS, in sending order
-    effects: list[Effect] = Field(default_factory=list)
+    texts: list[Outgoing] = Field(default_factory=list)  # already shaped for SMS, in sending order
     events: list[ResearchEvent] = Field(default_factory=list)
     coach: Literal["llm", "offline", "none"] = "none"  # who answered; "none" when nothing was sent
+
+    @property
+    def replies(self) -> list[str]:
+        return [t.text for t in self.texts]
 
 
 @dataclass
@@ -73,7 +106,6 @@ class TurnContext:
     participant: Participant
     now: datetime
     rng: random.Random
-    effects: list[Effect] = field(default_factory=list)
     events: list[ResearchEvent] = field(default_factory=list)
 
     @property
@@ -87,7 +119,6 @@ class TurnContext:
             participant=self.participant,
             now=self.now,
             rng=random.Random(self.rng.random()),
-            effects=list(self.effects),
             events=list(self.events),
         )
 
@@ -99,18 +130,34 @@ class TurnContext:
             self.record("sub_state_changed", from_state=self.flow.sub_state.value, to_state=sub_state.value)
             self.flow.sub_state = sub_state
 
-    def schedule_daily(self, hhmm: str, timezone: str | None = None) -> ScheduleDaily:
-        effect = ScheduleDaily(time=hhmm, timezone=timezone or self.participant.timezone)
-        # One schedule per participant: a later request in the same turn replaces an earlier one.
-        self.effects = [e for e in self.effects if not isinstance(e, ScheduleDaily | DeleteSchedule)]
-        self.effects.append(effect)
-        self.flow.daily_schedule = DailySchedule(time=effect.time, timezone=effect.timezone)
-        return effect
+    def schedule_daily(self, hhmm: str) -> DailySchedule:
+        """The daily nudge at HH:MM in the participant's timezone (its schedule follows from the state)."""
+        current = self.flow.daily_schedule
+        if current is None or current.time != hhmm:
+            self.flow.daily_schedule = DailySchedule(time=hhmm, since=self.now)
+            self.record("daily_schedule_set", time=hhmm, timezone=self.participant.timezone)
+        return self.flow.daily_schedule or DailySchedule(time=hhmm, since=self.now)
 
     def delete_schedule(self) -> None:
-        self.effects = [e for e in self.effects if not isinstance(e, ScheduleDaily | DeleteSchedule)]
-        self.effects.append(DeleteSchedule())
-        self.flow.daily_schedule = None
+        if self.flow.daily_schedule is not None:
+            self.flow.daily_schedule = None
+            self.record("daily_schedule_removed")
+
+    def schedule_transition(self, to_sub_state: SubState, delay: timedelta) -> PendingTransition:
+        """A delayed move; it replaces any pending one (one per participant)."""
+        replaced = self.flow.pending_transition
+        pending = PendingTransition(
+            id=f"{self.rng.getrandbits(48):012x}", to_sub_state=to_sub_state, due_at=self.now + delay
+        )
+        self.flow.pending_transition = pending
+        self.record(
+            "transition_scheduled",
+            transition_id=pending.id,
+            to_state=to_sub_state.value,
+            due_at=pending.due_at.isoformat(),
+            replaced=replaced.id if replaced else None,
+        )
+        return pending
 
     def update_profile(self, changes: Mapping[str, str | None]) -> list[str]:
         """Merge field by field: only non-empty values that differ. Returns the names of the fields changed.
@@ -134,7 +181,7 @@ class TurnContext:
                 setattr(self.profile, name, value)
                 changed.append(name)
         if "preferred_time" in changed and self.flow.daily_schedule is not None and self.profile.preferred_time:
-            self.schedule_daily(self.profile.preferred_time, self.flow.daily_schedule.timezone)
+            self.schedule_daily(self.profile.preferred_time)
         return changed
 
 

@@ -59,3 +59,10 @@ class DeliveryUnavailable(DomainError):
 
     The work must be retried later (SQS redelivery, then the DLQ).
     """
+
+
+class ScheduleUnavailable(DomainError):
+    """EventBridge Scheduler refused or failed a change of a participant's schedules (throttled, down).
+
+    What was stored stands; repeating the request (or the watchdog) makes the schedules match it.
+    """

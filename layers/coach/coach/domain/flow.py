@@ -31,18 +31,36 @@ class HistoryEntry(BaseModel):
 
 
 class PendingReminder(BaseModel):
-    """A follow-up reminder scheduled after a nudge; cleared when the participant replies."""
+    """A follow-up reminder scheduled after a nudge; cleared when the participant replies or it fires."""
+
+    model_config = ConfigDict(extra="ignore")
 
     nudge_key: str
     due_at: datetime
-    schedule_name: str | None = None
+
+
+class PendingTransition(BaseModel):
+    """A delayed move between intake and feedback (the LLM's `transition_state` with a delay). One at a
+    time: a newer one replaces it, and its `id` tells a stale firing from the one pending."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    to_sub_state: SubState
+    due_at: datetime
 
 
 class DailySchedule(BaseModel):
-    """The daily nudge schedule the coach asked for: local time HH:MM in an IANA timezone."""
+    """The daily nudge: local time HH:MM, read in the participant's timezone (their record says which).
+
+    `since` is when this slot began to apply (set, moved, rezoned or resumed): a decision point is
+    expected from then on, which the watchdog checks.
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     time: str
-    timezone: str
+    since: datetime | None = None
 
 
 class FlowState(BaseModel):
@@ -60,13 +78,14 @@ class FlowState(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     last_habit_prompt: str | None = None
     pending_reminder: PendingReminder | None = None
+    pending_transition: PendingTransition | None = None
     last_processed_inbound: str | None = None
     # Where intake stands, so a short answer ("yes", "7am") is read against the question it answers.
     consent: bool | None = None  # None until asked and answered; False: the person declined, we stay silent
     intake_question: str | None = None  # the profile field (or "consent") the coach last asked about
     intake_retries: int = 0  # vague answers to that question so far
     offered_try_now: bool = False  # the last message offered a 1-minute try right now
-    daily_schedule: DailySchedule | None = None  # what the coach asked the scheduler for, as last requested
+    daily_schedule: DailySchedule | None = None  # the daily nudge; the schedules derive from it (domain.schedules)
     # LLM turns on one local day, for the per-participant daily cap (then the offline coach answers).
     llm_day: str | None = None
     llm_turns_that_day: int = 0
@@ -85,14 +104,13 @@ class FlowState(BaseModel):
     def reset(self, now: datetime) -> FlowState:
         """Back to intake with an empty profile and history; the transcript items are not touched.
 
-        Consent and the daily schedule on record are kept: consent was given once, and the engine's own
-        reset turn (queued by the API's reset) must still see the schedule to delete it.
+        Consent is kept (it was given once). The daily nudge, the pending reminder and transition go: with
+        them go their schedules, which derive from this state.
         """
         return FlowState(
             participant_id=self.participant_id,
             participant_background=self.participant_background,
             consent=self.consent,
-            daily_schedule=self.daily_schedule,
             created_at=self.created_at,
             updated_at=now,
             version=self.version,

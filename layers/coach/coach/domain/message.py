@@ -42,6 +42,7 @@ _STATUS_RANK = {
     "undelivered": 4,
     "failed": 4,
     "cancelled": 4,  # ours: never handed to Twilio
+    "expired": 4,  # ours: its validity window closed before it could be handed to Twilio
     "read": 5,
 }
 

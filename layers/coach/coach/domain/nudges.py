@@ -5,28 +5,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from coach.domain.flow import FlowState, SubState
-from coach.domain.participant import Participant, ParticipantStatus
-
-QUIET_HOURS_TOLERANCE_MINUTES = 30  # a firing this close to the chosen time counts as "at that time"
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    start: time  # e.g. 21:00
-    end: time  # e.g. 08:00 (the next morning when end < start)
-
-    def contains(self, moment: time) -> bool:
-        if self.start <= self.end:
-            return self.start <= moment < self.end
-        return moment >= self.start or moment < self.end
-
-    @classmethod
-    def parse(cls, start: str, end: str) -> QuietHours:
-        return cls(time.fromisoformat(start), time.fromisoformat(end))
+from coach.domain.flow import FlowState
+from coach.domain.participant import Participant
+from coach.domain.reachability import Purpose, QuietHours, unreachable_reasons
 
 
 @dataclass(frozen=True)
@@ -35,18 +19,24 @@ class NudgeDecision:
 
     local_date: str
     local_time: str
+    timezone: str
+    slot: datetime  # UTC: when the decision point was due
     available: bool
     unavailable_reasons: tuple[str, ...]
     probability: float
+    draw: float
     nudge: bool
 
     def as_event_data(self) -> dict[str, object]:
         return {
             "local_date": self.local_date,
             "local_time": self.local_time,
+            "timezone": self.timezone,
+            "slot": self.slot.isoformat(),
             "available": self.available,
             "unavailable_reasons": list(self.unavailable_reasons),
             "probability": self.probability,
+            "draw": round(self.draw, 6),
             "decision": "nudge" if self.nudge else "no_nudge",
         }
 
@@ -55,62 +45,59 @@ def local_now(now: datetime, timezone: str) -> datetime:
     return now.astimezone(ZoneInfo(timezone))
 
 
-def unavailable_reasons(participant: Participant, flow: FlowState, local: datetime, quiet: QuietHours) -> list[str]:
-    """Why this participant may not be nudged at `local` (their local time); empty when they may."""
-    reasons = []
-    if participant.status is not ParticipantStatus.ACTIVE:
-        reasons.append(participant.status.value)
-    if participant.opted_out:
-        reasons.append("opted_out")
-    if flow.consent is not True:
-        reasons.append("no_consent")
+def slot_on(local_date: date, hhmm: str, timezone: str) -> datetime:
+    """The moment a daily time falls on a local date (a time skipped by a DST change reads as after it)."""
+    return datetime.combine(local_date, time.fromisoformat(hhmm), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def last_slot(hhmm: str, timezone: str, moment: datetime) -> datetime:
+    """The latest daily slot at or before `moment`: which decision point a firing without its scheduled time
+    belongs to."""
+    local = local_now(moment, timezone)
+    today = slot_on(local.date(), hhmm, timezone)
+    return today if today <= moment else slot_on(local.date() - timedelta(days=1), hhmm, timezone)
+
+
+def recent_slots(hhmm: str, timezone: str, before: datetime, count: int) -> list[datetime]:
+    """The `count` latest daily slots at or before `before`, newest first."""
+    newest = last_slot(hhmm, timezone, before)
+    local_day = local_now(newest, timezone).date()
+    return [slot_on(local_day - timedelta(days=n), hhmm, timezone) for n in range(count)]
+
+
+def unavailable_reasons(participant: Participant, flow: FlowState, slot: datetime, quiet: QuietHours) -> list[str]:
+    """Why this participant may not be nudged at this slot; empty when they may. The reachability rule,
+    and a profile that can carry a habit prompt."""
+    local = local_now(slot, participant.timezone)
+    reasons = list(unreachable_reasons(participant, flow, Purpose.NUDGE, local=local.time(), quiet=quiet))
     profile = flow.user_profile
-    if flow.sub_state is SubState.INTAKE or not (profile.prompt_anchor and profile.preferred_time):
+    if not (profile.prompt_anchor and profile.preferred_time) and "intake_incomplete" not in reasons:
         reasons.append("intake_incomplete")
-    if quiet.contains(local.time()) and not _chosen_time(profile.preferred_time, local):
-        reasons.append("quiet_hours")
     return reasons
-
-
-def reminder_unavailable(participant: Participant, now: datetime, quiet: QuietHours) -> str | None:
-    """Why a nudge's follow-up may not go out now, or None: only active, opted-in participants, out of
-    quiet hours (a reminder is never at a time the person chose)."""
-    if participant.status is not ParticipantStatus.ACTIVE:
-        return participant.status.value
-    if participant.opted_out:
-        return "opted_out"
-    if quiet.contains(local_now(now, participant.timezone).time()):
-        return "quiet_hours"
-    return None
-
-
-def _chosen_time(preferred: str | None, local: datetime) -> bool:
-    if not preferred:
-        return False
-    chosen = time.fromisoformat(preferred)
-    minutes = (local.hour * 60 + local.minute) - (chosen.hour * 60 + chosen.minute)
-    return min(abs(minutes), 24 * 60 - abs(minutes)) <= QUIET_HOURS_TOLERANCE_MINUTES
 
 
 def decide(
     participant: Participant,
     flow: FlowState,
-    now: datetime,
+    slot: datetime,
     quiet: QuietHours,
     *,
     probability: float = 1.0,
     seed: str = "",
 ) -> NudgeDecision:
-    """The decision for the participant's local day. Randomisation is seeded by (seed, participant, local
-    date): the same decision point always gets the same draw, however often the schedule fires."""
-    local = local_now(now, participant.timezone)
-    reasons = unavailable_reasons(participant, flow, local, quiet)
+    """The decision for the slot's local day. Randomisation is seeded by (seed, participant, local date):
+    the same decision point always gets the same draw, however often or late the schedule fires."""
+    local = local_now(slot, participant.timezone)
+    reasons = unavailable_reasons(participant, flow, slot, quiet)
     draw = random.Random(f"{seed}|{participant.id}|{local.date().isoformat()}").random()
     return NudgeDecision(
         local_date=local.date().isoformat(),
         local_time=local.strftime("%H:%M"),
+        timezone=participant.timezone,
+        slot=slot.astimezone(UTC),
         available=not reasons,
         unavailable_reasons=tuple(reasons),
         probability=probability,
+        draw=draw,
         nudge=not reasons and draw < probability,
     )

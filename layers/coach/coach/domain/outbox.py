@@ -13,13 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coach.domain.reachability import Purpose
+
 
 class OutboxState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"  # an attempt started; it may have reached Twilio
     SENT = "sent"
     FAILED = "failed"  # refused for good (invalid number, opted out at the carrier)
-    CANCELLED = "cancelled"  # the participant may no longer be contacted
+    CANCELLED = "cancelled"  # the participant may no longer be contacted for its purpose
+    EXPIRED = "expired"  # not sent within its validity window (a nudge or reminder): never sent late
 
 
 class OutboxKind(StrEnum):
@@ -37,6 +40,8 @@ class OutboxItem(BaseModel):
     state: OutboxState = OutboxState.PENDING
     to: str | None = None  # SMS: the participant's E.164 number when the item was written
     body: str | None = None  # SMS text, already shaped
+    purpose: Purpose = Purpose.REPLY  # SMS: what it is for; the reachability rule is asked again before it goes
+    valid_until: datetime | None = None  # SMS: not sent after this (a nudge's or reminder's validity window)
     effect: dict[str, Any] | None = None  # EFFECT: the engine's effect, as JSON
     attempts: int = 0
     attempted_at: datetime | None = None

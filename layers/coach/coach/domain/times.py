@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 # Words people use for a part of the day, and the local time a nudge then goes out.
 _DAY_PARTS: tuple[tuple[str, str], ...] = (
@@ -119,3 +121,10 @@ def anchor_from_answer(text: str) -> str | None:
     if len(cleaned.split(" ")) < 2 or len(cleaned) > _MAX_ANCHOR_CHARS:
         return None
     return f"after {cleaned[0].lower() + cleaned[1:]}"
+
+
+def same_local_time(moment: datetime, old_zone: str, new_zone: str) -> datetime:
+    """The moment that shows in `new_zone` the wall-clock time `moment` shows in `old_zone` (UTC): what a
+    participant's pending reminder becomes when their timezone is corrected."""
+    wall = moment.astimezone(ZoneInfo(old_zone)).replace(tzinfo=None)
+    return wall.replace(tzinfo=ZoneInfo(new_zone)).astimezone(UTC)

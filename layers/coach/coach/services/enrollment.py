@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from coach.domain.errors import Conflict, InvalidField, NotFound
+from coach.domain.errors import Conflict, InvalidField
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import (
@@ -19,8 +19,11 @@ from coach.domain.participant import (
     canonical_phone_number,
     valid_timezone,
 )
+from coach.domain.schedules import SCHEDULED_STATUSES, schedule_names
+from coach.domain.times import same_local_time
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import Clock, Page, ParticipantStore, Scheduler, WorkQueue
+from coach.services.schedules import reconcile, reconcile_stored
 
 PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)]
@@ -84,7 +87,7 @@ class EnrollmentService:
     default_timezone: str = "America/New_York"
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     on_queue_failure: Callable[[str, Exception], None] | None = None
-    scheduler: Scheduler | None = None  # withdrawal and deletion remove the participant's schedules
+    scheduler: Scheduler | None = None  # changes of the record reconcile the participant's schedules
 
     def enroll(self, command: EnrollParticipant) -> Participant:
         """Create participant, phone index and intake flow state at once, then queue the greeting."""
@@ -116,7 +119,9 @@ class EnrollmentService:
         return self.store.list_participants(status=status, limit=limit, next_token=next_token)
 
     def update(self, participant_id: str, command: UpdateParticipant) -> Participant:
-        """Apply the fields present in `command`; a lost race reloads and applies them again."""
+        """Apply the fields present in `command`; a lost race reloads and applies them again. Then the
+        participant's schedules are made to match (a timezone or status change moves or removes them): a
+        repeat of the same request changes nothing more and repairs them if that step failed."""
         changes = command.model_dump(include=command.model_fields_set)
         for name in _REQUIRED_ON_UPDATE:
             if name in changes and changes[name] is None:
@@ -132,27 +137,21 @@ class EnrollmentService:
                 if attempt == UPDATE_ATTEMPTS - 1:
                     raise
                 continue
-            if updated.status is ParticipantStatus.WITHDRAWN:
-                self._remove_schedules(participant_id)  # pausing keeps them: resuming needs nothing
+            self._reconcile(participant_id)
             return updated
         raise AssertionError("unreachable")  # pragma: no cover
 
     def delete(self, participant_id: str) -> None:
         """Every item of the participant and its schedules. Schedules first: a failure leaves all in place."""
         self.store.get_participant(participant_id)
-        self._remove_schedules(participant_id)
+        if self.scheduler is not None:
+            reconcile(self.scheduler, participant_id, {}, schedule_names(participant_id))
         self.store.delete_participant(participant_id)
 
-    def _remove_schedules(self, participant_id: str) -> None:
-        if self.scheduler is None:
-            return
-        self.scheduler.delete_daily(participant_id)
-        try:
-            pending = self.store.get_flow_state(participant_id).pending_reminder
-        except NotFound:
-            return
-        if pending is not None and pending.schedule_name:
-            self.scheduler.delete_once(pending.schedule_name)
+    def _reconcile(self, participant_id: str) -> None:
+        """The participant's schedules as its stored record and flow state call for them (all read first)."""
+        if self.scheduler is not None:
+            reconcile_stored(self.store, self.scheduler, participant_id, self.clock.now())
 
     def reset(self, participant_id: str) -> ConversationView:
         """Conversation back to intake with an empty profile; the transcript stays."""
@@ -172,6 +171,7 @@ class EnrollmentService:
                 if attempt == UPDATE_ATTEMPTS - 1:
                     raise
                 continue
+            self._reconcile(participant_id)  # the reset state has no daily nudge, reminder or transition
             self._queue(ConversationWork(kind=WorkKind.RESET, participant_id=participant_id, occurred_at=now))
             return ConversationView(
                 participant_id=participant_id,
@@ -210,9 +210,11 @@ class EnrollmentService:
                 )
             )
         flow = None
-        if _BACKGROUND_FIELDS & changed.keys():
-            flow = self.store.get_flow_state(participant_id)
-            flow = flow.model_copy(update={"participant_background": updated.background_text(), "updated_at": now})
+        if _BACKGROUND_FIELDS & changed.keys() or "status" in changed:
+            stored = self.store.get_flow_state(participant_id)
+            followed = _follow_participant(stored, current, updated, now)
+            same = followed.model_copy(update={"updated_at": stored.updated_at}) == stored
+            flow = None if same else followed
         return self.store.update_participant(
             updated,
             previous_phone=current.phone_number if "phone_number" in changed else None,
@@ -228,3 +230,22 @@ class EnrollmentService:
             if self.on_queue_failure is None:
                 raise
             self.on_queue_failure(work.kind.value, exc)
+
+
+def _follow_participant(flow: FlowState, before: Participant, after: Participant, now: datetime) -> FlowState:
+    """The flow state after a change of the participant record: the coach's background, and for a new
+    timezone the same local times in it (pending reminder and transition); a daily slot that begins to
+    apply now (rezoned, or resumed after withdrawal) starts the watchdog's expectations now."""
+    update: dict[str, Any] = {"participant_background": after.background_text(), "updated_at": now}
+    rezoned = before.timezone != after.timezone
+    if rezoned:
+        if flow.pending_reminder is not None:
+            due = same_local_time(flow.pending_reminder.due_at, before.timezone, after.timezone)
+            update["pending_reminder"] = flow.pending_reminder.model_copy(update={"due_at": due})
+        if flow.pending_transition is not None:
+            due = same_local_time(flow.pending_transition.due_at, before.timezone, after.timezone)
+            update["pending_transition"] = flow.pending_transition.model_copy(update={"due_at": due})
+    resumed = before.status not in SCHEDULED_STATUSES and after.status in SCHEDULED_STATUSES
+    if flow.daily_schedule is not None and (rezoned or resumed):
+        update["daily_schedule"] = flow.daily_schedule.model_copy(update={"since": now})
+    return flow.model_copy(update=update)

@@ -1,32 +1,37 @@
-"""The prompt generator's use cases, fired by EventBridge Scheduler: the daily nudge (a recorded decision
-at every decision point), its follow-up reminder, and delayed conversation transitions.
+"""The prompt generator's use cases, fired by EventBridge Scheduler: the daily nudge (a recorded decision at
+every decision point), its follow-up reminder, delayed conversation transitions, and the daily watchdog.
 
-Each firing is keyed (nudge#<participant>#<local date>, reminder#<nudge>, transition#<schedule>), and the
-key is saved in the same transaction as the state and the outbox: a second firing finds it and stops.
+Each firing is one saved turn (coach.services.turns), keyed (nudge#<participant>#<local date>,
+reminder#<nudge>, transition#<id>): the key is saved in the same transaction as the state and the outbox,
+so a second or retried firing finds it and only finishes the outbox. A firing knows its slot (the time it
+was due, from Scheduler's context attribute), so a late retry belongs to the right day and a nudge that
+cannot go out within its validity window is recorded as expired instead of sent late.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from functools import partial
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
-from coach.bots.turn import TurnEvent, TurnInput
-from coach.domain.effects import ScheduleReminder
-from coach.domain.errors import AlreadyDone, Conflict, NotFound
-from coach.domain.flow import FlowState, PendingReminder, SubState
+from coach.bots.turn import Firing, TurnEvent, TurnInput
+from coach.domain.errors import AlreadyDone
+from coach.domain.flow import FlowState, SubState
 from coach.domain.message import ResearchEvent
-from coach.domain.nudges import QuietHours, decide, reminder_unavailable
-from coach.domain.outbox import OutboxItem, OutboxKind
-from coach.domain.participant import Participant
-from coach.domain.schedules import one_time_schedule_name
+from coach.domain.nudges import decide, last_slot, local_now, recent_slots
+from coach.domain.outbox import OutboxState
+from coach.domain.participant import Participant, ParticipantStatus
+from coach.domain.reachability import QuietHours
+from coach.domain.schedules import daily_schedule_name, desired_schedules, schedule_names
 from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler
-from coach.services.outbox import OutboxDispatcher
-from coach.services.turns import EventSink, TurnRunner, outbox_for_turn
+from coach.services.schedules import reconcile
+from coach.services.turns import EventSink, Loaded, PlannedTurn, SavedTurns, TurnRunner, planned_turn
 
-FIRE_ATTEMPTS = 8
+WATCHDOG_PAGE = 100
+WATCHED_SLOTS = 2  # the last two closed slots: a DST day or a late watchdog skips none
 
 
 class ScheduledEvent(BaseModel):
@@ -34,141 +39,222 @@ class ScheduledEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    participant_id: str
-    kind: Literal["daily_nudge", "reminder", "transition"]
+    kind: Literal["daily_nudge", "reminder", "transition", "watchdog"]
+    participant_id: str | None = None  # every kind but the watchdog
     nudge_key: str | None = None  # reminder: the nudge it follows up
     to_sub_state: SubState | None = None  # transition: where the conversation goes
-    schedule_name: str | None = None  # transition: which schedule fired (its key)
+    transition_id: str | None = None  # transition: which pending transition (a newer one replaces it)
+    scheduled_time: AwareDatetime | None = None  # when the firing was due (Scheduler fills it in)
+
+    @field_validator("scheduled_time", mode="before")
+    @classmethod
+    def _unfilled_is_unknown(cls, value: Any) -> Any:
+        # "<aws.scheduler.scheduled-time>" reaches us unreplaced only from a hand-made event (sam local).
+        return None if isinstance(value, str) and value.startswith("<") else value
+
+    @model_validator(mode="after")
+    def _participant_unless_watchdog(self) -> Self:
+        if self.kind != "watchdog" and not self.participant_id:
+            raise ValueError(f"a {self.kind} firing needs participant_id")
+        return self
 
 
 @dataclass
 class NudgeService:
+    turns: SavedTurns
     participants: ParticipantStore
     conversation: ConversationStore
-    outbox: OutboxDispatcher
     scheduler: Scheduler
     clock: Clock
-    turns: TurnRunner
+    coach: TurnRunner
     quiet_hours: QuietHours = field(default_factory=lambda: QuietHours.parse("21:00", "08:00"))
     reminder_delay: timedelta = timedelta(hours=5)
     probability: float = 1.0
     seed: str = ""
+    validity: timedelta = timedelta(minutes=60)
     on_event: EventSink = lambda kind, data: None
 
     def fire(self, event: ScheduledEvent) -> None:
-        pid = event.participant_id
-        saved: list[OutboxItem] = []
-        for attempt in range(FIRE_ATTEMPTS):
-            try:
-                participant = self.participants.get_participant(pid)
-            except NotFound:
-                self._forget_schedules_of(pid)
-                return
-            try:
-                saved = self._fire(event, participant)
-                break
-            except AlreadyDone:
-                self.on_event("firing_repeated", {"participant_id": pid, "kind": event.kind})
-                break
-            except Conflict:
-                if attempt == FIRE_ATTEMPTS - 1:
-                    raise
-        self.outbox.flush(pid, saved)
+        if event.kind == "watchdog":
+            self.watch()
+            return
+        pid = event.participant_id or ""
+        plans = {"daily_nudge": self._daily_nudge, "reminder": self._reminder, "transition": self._transition}
+        plan = plans[event.kind]
+        if not self.turns.run(pid, lambda loaded: plan(event, loaded)):
+            # A schedule outlived its participant (deleted meanwhile): remove them all, so none fires again.
+            reconcile(self.scheduler, pid, {}, schedule_names(pid))
+            self.on_event("participant_gone", {"participant_id": pid, "kind": event.kind})
 
-    def _fire(self, event: ScheduledEvent, participant: Participant) -> list[OutboxItem]:
-        flow = self.participants.get_flow_state(participant.id)
-        now = self.clock.now()
-        if event.kind == "daily_nudge":
-            return self._daily_nudge(participant, flow, now)
-        if event.kind == "reminder":
-            return self._reminder(participant, flow, now, event.nudge_key or "")
-        return self._transition(participant, flow, now, event)
+    # -- firings ---------------------------------------------------------------------------------
 
-    def _daily_nudge(self, participant: Participant, flow: FlowState, now: datetime) -> list[OutboxItem]:
-        decision = decide(participant, flow, now, self.quiet_hours, probability=self.probability, seed=self.seed)
+    def _daily_nudge(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
+        participant, flow, now = loaded.participant, loaded.flow, loaded.now
+        slot = event.scheduled_time or self._slot_of(participant, flow, now)
+        decision = decide(participant, flow, slot, self.quiet_hours, probability=self.probability, seed=self.seed)
         key = f"nudge#{participant.id}#{decision.local_date}"
-        if self.conversation.work_done(participant.id, key):
-            raise AlreadyDone(key)
+        self._once(participant.id, key, event)
         recorded = ResearchEvent(
             participant_id=participant.id, kind="nudge_decision", at=now, data=decision.as_event_data()
         )
         if not decision.nudge:
-            self.conversation.save_turn(flow, work_key=key, events=[recorded])
             self.on_event("nudge_skipped", {"participant_id": participant.id, "reasons": decision.unavailable_reasons})
-            return []
-        result = self.turns.run(
-            TurnInput(flow=flow, participant=participant, now=now, event=TurnEvent.DAILY_NUDGE), participant
+            return PlannedTurn(key=key, flow=flow, work_key=key, events=[recorded])
+        firing = Firing(
+            key=key,
+            slot=slot,
+            valid_until=slot + self.validity,
+            reminder_after=self.reminder_delay if self.reminder_delay > timedelta(0) else None,
         )
-        outbox, messages = outbox_for_turn(result, participant, key, now)
-        new_flow = result.flow.model_copy(update={"version": flow.version})
-        if result.replies:
-            profile = new_flow.user_profile
-            if profile.total_prompts == flow.user_profile.total_prompts:  # an LLM turn may not count it
-                profile.total_prompts += 1
-            profile.last_prompt_sent_at = now
-            new_flow.sub_state = SubState.FEEDBACK
-            if self.reminder_delay > timedelta(0):
-                outbox.append(self._reminder_item(participant.id, key, now, new_flow))
-        self.conversation.save_turn(
-            new_flow, work_key=key, outbox=outbox, messages=messages, events=[recorded, *result.events]
+        turn = TurnInput(
+            flow=flow,
+            participant=participant,
+            now=now,
+            event=TurnEvent.DAILY_NUDGE,
+            firing=firing,
+            quiet_hours=self.quiet_hours,
         )
-        self.on_event("nudge_sent" if result.replies else "nudge_withheld", {"participant_id": participant.id})
-        return outbox
+        result = self.coach.run(turn)
+        self.on_event("nudge_sent" if result.texts else "nudge_withheld", {"participant_id": participant.id})
+        return planned_turn(result, loaded, key, work_key=key, events=[recorded], valid_until=firing.valid_until)
 
-    def _reminder_item(self, participant_id: str, nudge_key: str, now: datetime, flow: FlowState) -> OutboxItem:
-        due = now + self.reminder_delay
-        name = one_time_schedule_name(participant_id, f"reminder#{nudge_key}")
-        flow.pending_reminder = PendingReminder(nudge_key=nudge_key, due_at=due, schedule_name=name)
-        effect = ScheduleReminder(at=due, nudge_key=nudge_key, schedule_name=name)
-        return OutboxItem(
-            participant_id=participant_id,
-            key=f"{nudge_key}#reminder",
-            kind=OutboxKind.EFFECT,
-            created_at=now,
-            effect=effect.model_dump(mode="json"),
-        )
-
-    def _reminder(self, participant: Participant, flow: FlowState, now: datetime, nudge_key: str) -> list[OutboxItem]:
+    def _reminder(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
+        participant, flow, now = loaded.participant, loaded.flow, loaded.now
+        nudge_key = event.nudge_key or ""
         key = f"reminder#{nudge_key}"
-        if self.conversation.work_done(participant.id, key):
-            raise AlreadyDone(key)
+        self._once(participant.id, key, event)
         pending = flow.pending_reminder
-        # Answered (or superseded by a newer nudge): nothing to remind of. Paused, opted out, or the night
-        # now (a reminder is never the time they chose): not now.
-        reason = "answered" if pending is None or pending.nudge_key != nudge_key else None
-        reason = reason or reminder_unavailable(participant, now, self.quiet_hours)
-        if reason is not None:
-            skipped = ResearchEvent(
-                participant_id=participant.id,
-                kind="reminder_skipped",
-                at=now,
-                data={"nudge_key": nudge_key, "reason": reason},
-            )
-            if pending is not None and pending.nudge_key == nudge_key:
-                flow = flow.model_copy(update={"pending_reminder": None})
-            self.conversation.save_turn(flow, work_key=key, events=[skipped])
-            return []
-        turn = TurnInput(flow=flow, participant=participant, now=now, event=TurnEvent.REMINDER)
-        return self._save(turn, participant, key, now)
+        due = pending.due_at if pending is not None and pending.nudge_key == nudge_key else now
+        slot = event.scheduled_time or due
+        firing = Firing(
+            key=nudge_key,
+            slot=slot,
+            valid_until=slot + self.validity,
+            nudge_sent=self._went_out(participant.id, nudge_key),
+        )
+        turn = TurnInput(
+            flow=flow,
+            participant=participant,
+            now=now,
+            event=TurnEvent.REMINDER,
+            firing=firing,
+            quiet_hours=self.quiet_hours,
+        )
+        return planned_turn(self.coach.run(turn), loaded, key, work_key=key, valid_until=firing.valid_until)
 
-    def _transition(
-        self, participant: Participant, flow: FlowState, now: datetime, event: ScheduledEvent
-    ) -> list[OutboxItem]:
-        key = f"transition#{event.schedule_name or now.isoformat()}"
-        if self.conversation.work_done(participant.id, key):
+    def _transition(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
+        participant, flow, now = loaded.participant, loaded.flow, loaded.now
+        key = f"transition#{event.transition_id or now.isoformat()}"
+        self._once(participant.id, key, event)
+        pending = flow.pending_transition
+        slot = event.scheduled_time or now
+        turn = TurnInput(
+            flow=flow,
+            participant=participant,
+            now=now,
+            event=TurnEvent.TRANSITION,
+            to_sub_state=event.to_sub_state or (pending.to_sub_state if pending else SubState.FEEDBACK),
+            firing=Firing(key=key, slot=slot, valid_until=slot + self.validity, transition_id=event.transition_id),
+            quiet_hours=self.quiet_hours,
+        )
+        return planned_turn(self.coach.run(turn), loaded, key, work_key=key)
+
+    def _once(self, participant_id: str, key: str, event: ScheduledEvent) -> None:
+        if self.conversation.work_done(participant_id, key):
+            self.on_event("firing_repeated", {"participant_id": participant_id, "kind": event.kind})
             raise AlreadyDone(key)
-        to = event.to_sub_state or SubState.FEEDBACK
-        turn = TurnInput(flow=flow, participant=participant, now=now, event=TurnEvent.TRANSITION, to_sub_state=to)
-        return self._save(turn, participant, key, now)
 
-    def _save(self, turn: TurnInput, participant: Participant, key: str, now: datetime) -> list[OutboxItem]:
-        result = self.turns.run(turn, participant)
-        outbox, messages = outbox_for_turn(result, participant, key, now)
-        new_flow = result.flow.model_copy(update={"version": turn.flow.version})
-        self.conversation.save_turn(new_flow, work_key=key, outbox=outbox, messages=messages, events=result.events)
-        return outbox
+    def _went_out(self, participant_id: str, nudge_key: str) -> bool:
+        """Whether the nudge a reminder follows was handed to Twilio (a reminder of a nudge never sent is not)."""
+        item = self.conversation.get_outbox_item(participant_id, f"{nudge_key}#0")
+        return item is not None and item.state is OutboxState.SENT
 
-    def _forget_schedules_of(self, participant_id: str) -> None:
-        """A schedule outlived its participant (deleted meanwhile): remove it, so it stops firing."""
-        self.scheduler.delete_daily(participant_id)
-        self.on_event("participant_gone", {"participant_id": participant_id})
+    def _slot_of(self, participant: Participant, flow: FlowState, now: datetime) -> datetime:
+        """The slot of a firing that does not say when it was due: the latest daily slot (else now)."""
+        if flow.daily_schedule is None:
+            return now
+        return last_slot(flow.daily_schedule.time, participant.timezone, now)
+
+    # -- the watchdog ----------------------------------------------------------------------------
+
+    def watch(self) -> int:
+        """Once a day: record `decision_missed` for every active, consented participant past intake whose
+        last closed slots have no decision point, and repair their schedules. The number found."""
+        now = self.clock.now()
+        checked = missed = failed = 0
+        token: str | None = None
+        while True:
+            page = self.participants.list_participants(
+                status=ParticipantStatus.ACTIVE, limit=WATCHDOG_PAGE, next_token=token
+            )
+            for participant in page.items:
+                checked += 1
+                try:
+                    missed += self._watch(participant.id, now)
+                except Exception as exc:  # one participant's fault must not hide the others'
+                    failed += 1
+                    self.on_event(
+                        "watchdog_check_failed", {"participant_id": participant.id, "error": type(exc).__name__}
+                    )
+            token = page.next_token
+            if not token:
+                break
+        self.on_event("watchdog_ran", {"checked": checked, "missed": missed, "failed": failed})
+        return missed
+
+    def _watch(self, participant_id: str, now: datetime) -> int:
+        participant = self.participants.get_participant(participant_id)
+        flow = self.participants.get_flow_state(participant_id)
+        missing = self._missing_slots(participant, flow, now)
+        if not missing:
+            return 0
+        reason = self._why_missing(participant, flow, now)
+        for slot in missing:
+            local = local_now(slot, participant.timezone)
+            key = f"nudge#{participant_id}#{local.date().isoformat()}"
+            data = {
+                "local_date": local.date().isoformat(),
+                "local_time": local.strftime("%H:%M"),
+                "timezone": participant.timezone,
+                "slot": slot.isoformat(),
+                "reason": reason,
+            }
+            missed = ResearchEvent(participant_id=participant_id, kind="decision_missed", at=now, data=data)
+            # Saved under the decision point's own key: a very late firing of it now finds it done.
+            self.turns.run(participant_id, partial(self._record_missed, key=key, missed=missed))
+            self.on_event("decision_missed", {"participant_id": participant_id, **data})
+        changes = reconcile(self.scheduler, participant_id, desired_schedules(participant, flow, now))
+        self.on_event(
+            "schedules_repaired",
+            {"participant_id": participant_id, "changes": [f"{c.change.value}:{c.name}:{c.why}" for c in changes]},
+        )
+        return len(missing)
+
+    def _record_missed(self, loaded: Loaded, *, key: str, missed: ResearchEvent) -> PlannedTurn:
+        if self.conversation.work_done(loaded.participant.id, key):
+            raise AlreadyDone(key)  # decided meanwhile (or recorded by an earlier watchdog run)
+        return PlannedTurn(key=f"missed#{key}", flow=loaded.flow, work_key=key, events=[missed])
+
+    def _missing_slots(self, participant: Participant, flow: FlowState, now: datetime) -> list[datetime]:
+        """The participant's last closed slots (their window is over) that should have a decision and have none."""
+        schedule = flow.daily_schedule
+        if flow.consent is not True or flow.sub_state is SubState.INTAKE or schedule is None:
+            return []
+        floor = max(schedule.since or participant.enrolled_at, participant.enrolled_at)
+        missing = []
+        for slot in recent_slots(schedule.time, participant.timezone, now - self.validity, WATCHED_SLOTS):
+            key = f"nudge#{participant.id}#{local_now(slot, participant.timezone).date().isoformat()}"
+            if slot >= floor and not self.conversation.work_done(participant.id, key):
+                missing.append(slot)
+        return sorted(missing)
+
+    def _why_missing(self, participant: Participant, flow: FlowState, now: datetime) -> str:
+        name = daily_schedule_name(participant.id)
+        existing = self.scheduler.get(name)
+        if existing is None:
+            return "schedule_missing"
+        if existing.spec != desired_schedules(participant, flow, now).get(name):
+            return "schedule_differs"
+        if not existing.in_order:
+            return "schedule_disabled_or_retargeted"
+        return "firing_failed"  # the schedule is right: its firing failed (see the nudge dead-letter queue)

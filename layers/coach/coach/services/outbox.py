@@ -1,50 +1,35 @@
-"""Carry out what turns and nudges saved in the outbox: send SMS, change schedules, mark each done.
+"""Carry out what turns and nudges saved in the outbox: send SMS, reconcile schedules, mark each done.
 
 Every item was saved in the same transaction as the state that produced it, so here we only finish
 work. Each step is conditional on the item's state, so two runners never both send an item; an item
 found `sending` (an attempt began, then the runner died) is first looked up at Twilio, so a message
-that got through is not sent again.
+that got through is not sent again. Right before a send the reachability rule is asked again for the
+item's purpose, and a nudge or reminder past its validity window is expired, never sent late; Twilio is
+given what is left of the window as the message's ValidityPeriod.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import TypeAdapter
 
-from coach.domain.effects import (
-    CancelReminder,
-    DeleteSchedule,
-    OutboxEffect,
-    ScheduleDaily,
-    ScheduleReminder,
-    ScheduleTransition,
-)
-from coach.domain.errors import Conflict, DeliveryRejected, NotFound
+from coach.domain.effects import OutboxEffect, ReconcileSchedules
+from coach.domain.errors import Conflict, DeliveryRejected
 from coach.domain.message import ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
-from coach.domain.participant import Participant, ParticipantStatus
-from coach.domain.schedules import transition_schedule_name
+from coach.domain.participant import Participant
+from coach.domain.reachability import unreachable_reasons
 from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler, SentSms, SmsSender
 from coach.services.opt_out import set_opted_out
+from coach.services.schedules import reconcile_stored, stored_state
 
 _EFFECT: TypeAdapter[OutboxEffect] = TypeAdapter(OutboxEffect)
 # Twilio's clock and ours differ a little; look a bit before the attempt for what it may have sent.
 _CLOCK_SKEW = timedelta(minutes=2)
-_SILENT_STATUSES = (ParticipantStatus.WITHDRAWN, ParticipantStatus.COMPLETED)
-
-
-def may_text(participant: Participant | None) -> str | None:
-    """Why this participant must get no SMS now, or None. Paused participants still get replies."""
-    if participant is None:
-        return "deleted"
-    if participant.opted_out:
-        return "opted_out"
-    if participant.status in _SILENT_STATUSES:
-        return participant.status.value
-    return None
 
 
 @dataclass
@@ -56,13 +41,15 @@ class OutboxDispatcher:
     clock: Clock
 
     def flush(self, participant_id: str, just_saved: Sequence[OutboxItem] = ()) -> None:
-        """Finish every open item of the participant, oldest first.
+        """Finish every open item of the participant: schedule changes, then texts oldest first.
 
         `just_saved` names items this runner has just written: the index that finds open items may lag a
         moment behind a write. Raises DeliveryUnavailable (or a scheduler error) for the caller to retry.
         """
         keys = {item.key: item for item in [*self.conversation.open_outbox(participant_id), *just_saved]}
-        for item in sorted(keys.values(), key=lambda i: (i.created_at, i.key)):
+        # Schedules first: they follow the stored state whatever happens to the texts, so a Twilio outage
+        # cannot keep a reminder from being scheduled or a withdrawn participant's schedule from going.
+        for item in sorted(keys.values(), key=lambda i: (i.kind is OutboxKind.SMS, i.created_at, i.key)):
             fresh = self.conversation.get_outbox_item(participant_id, item.key)
             if fresh is None or not fresh.open:
                 continue
@@ -75,9 +62,13 @@ class OutboxDispatcher:
                 continue  # another runner moved this item meanwhile: it is theirs to finish
 
     def _send(self, item: OutboxItem) -> None:
-        participant = self._participant(item.participant_id)
-        if (reason := may_text(participant)) is not None:
-            self._finish(item, OutboxState.CANCELLED, events=[self._event(item, "message_cancelled", reason=reason)])
+        participant, flow = stored_state(self.participants, item.participant_id)
+        # Asked again now: the participant may have opted out, been paused or withdrawn since the turn.
+        if reasons := unreachable_reasons(participant, flow, item.purpose):
+            event = self._event(
+                item, "message_cancelled", purpose=item.purpose.value, reason=reasons[0], reasons=list(reasons)
+            )
+            self._finish(item, OutboxState.CANCELLED, events=[event])
             return
         assert participant is not None
         assert item.body is not None
@@ -87,9 +78,22 @@ class OutboxDispatcher:
             if earlier is not None:
                 self._finish(item, OutboxState.SENT, sent=earlier)
                 return
-        started = self.conversation.begin_attempt(item, self.clock.now())
+        now = self.clock.now()
+        if item.valid_until is not None and now >= item.valid_until:
+            event = self._event(
+                item,
+                "nudge_expired",
+                purpose=item.purpose.value,
+                valid_until=item.valid_until.isoformat(),
+                attempts=item.attempts,
+                reason="not_sent_within_its_window",
+            )
+            self._finish(item, OutboxState.EXPIRED, events=[event])
+            return
+        started = self.conversation.begin_attempt(item, now)
+        validity = None if item.valid_until is None else math.ceil((item.valid_until - now).total_seconds())
         try:
-            sent = self.sender.send(to, item.body)
+            sent = self.sender.send(to, item.body, validity_seconds=validity)
         except DeliveryRejected as exc:
             self._rejected(started, participant, exc)
             return
@@ -104,26 +108,9 @@ class OutboxDispatcher:
 
     def _carry_out(self, item: OutboxItem) -> None:
         effect = _EFFECT.validate_python(item.effect or {})
-        pid = item.participant_id
-        if isinstance(effect, ScheduleDaily):
-            self.scheduler.put_daily(pid, effect.time, effect.timezone)
-        elif isinstance(effect, DeleteSchedule):
-            self.scheduler.delete_daily(pid)
-        elif isinstance(effect, ScheduleTransition):
-            name = transition_schedule_name(pid, item.key)
-            # The name travels with the firing: it keys the transition, so a repeated firing runs it once.
-            payload = {
-                "participant_id": pid,
-                "kind": "transition",
-                "to_sub_state": effect.to_sub_state.value,
-                "schedule_name": name,
-            }
-            self.scheduler.put_once(name, item.created_at + timedelta(minutes=effect.delay_minutes), payload)
-        elif isinstance(effect, ScheduleReminder):
-            payload = {"participant_id": pid, "kind": "reminder", "nudge_key": effect.nudge_key}
-            self.scheduler.put_once(effect.schedule_name, effect.at, payload)
-        elif isinstance(effect, CancelReminder) and effect.schedule_name:
-            self.scheduler.delete_once(effect.schedule_name)
+        if isinstance(effect, ReconcileSchedules):
+            # From the state stored now, not the one that wrote the item: a newer turn's state wins.
+            reconcile_stored(self.participants, self.scheduler, item.participant_id, self.clock.now(), effect.names)
         self._finish(item, OutboxState.SENT)
 
     def _finish(
@@ -138,12 +125,6 @@ class OutboxDispatcher:
         self.conversation.finish_outbox_item(
             item, state, self.clock.now(), sent=sent, error_code=error_code, events=events
         )
-
-    def _participant(self, participant_id: str) -> Participant | None:
-        try:
-            return self.participants.get_participant(participant_id)
-        except NotFound:
-            return None
 
     def _event(self, item: OutboxItem, kind: str, **data: object) -> ResearchEvent:
         return ResearchEvent(

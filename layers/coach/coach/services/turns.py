@@ -1,73 +1,189 @@
-"""What the conversation function and the prompt generator share: running the engine for a turn (with
-the per-participant daily LLM cap) and turning its result into outbox items and transcript messages."""
+"""One saved turn, the unit of work of every path that changes a participant's conversation: load the
+participant and its flow state, decide (run the engine), build the outbox, save it all in one
+transaction, then carry out the outbox. The conversation function and the prompt generator both use it.
+
+A lost race (Conflict) loads again and decides again; work found saved already (AlreadyDone) only
+finishes the outbox. Whatever the turn changed in the schedules the state calls for travels in the
+outbox as one ReconcileSchedules item, so the Scheduler follows the saved state even after a crash.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnInput, TurnResult
-from coach.domain.message import Direction, Message
+from coach.domain.effects import ReconcileSchedules
+from coach.domain.errors import AlreadyDone, Conflict, NotFound
+from coach.domain.flow import FlowState
+from coach.domain.message import Direction, Message, ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxKind
 from coach.domain.participant import Participant
-from coach.ports import LanguageModel
+from coach.domain.reachability import Purpose
+from coach.domain.schedules import changed_schedules, desired_schedules
+from coach.ports import Clock, ConversationStore, LanguageModel, ParticipantStore
+from coach.services.outbox import OutboxDispatcher
 
 EventSink = Callable[[str, dict[str, object]], None]  # logs and metrics
+TURN_ATTEMPTS = 8  # optimistic-locking rounds before the work goes back to its queue or retry policy
+# Texts that belong to a decision point: they go out within its validity window or not at all.
+_TIMED_PURPOSES = (Purpose.NUDGE, Purpose.REMINDER)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a turn is decided on: the participant and its flow state as stored, and the time."""
+
+    participant: Participant
+    flow: FlowState
+    now: datetime
+
+
+@dataclass
+class PlannedTurn:
+    """What one decision saves, in one transaction. `flow` is the complete new state, at the loaded version."""
+
+    key: str  # derives the outbox keys: a recomputed or redelivered turn has the same ones
+    flow: FlowState
+    answered: Sequence[Message] = ()
+    work_key: str | None = None
+    outbox: list[OutboxItem] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    events: list[ResearchEvent] = field(default_factory=list)
+    coach: str = "none"  # who wrote the texts: llm, offline or none
 
 
 @dataclass
 class TurnRunner:
+    """Runs the engine for a turn with this function's LLM and the study's settings (the daily LLM cap)."""
+
     language_model: Callable[[], LanguageModel | None] = lambda: None  # built lazily: importing openai is slow
     segment_budget: int = 2
     daily_llm_turns: int = 40
     intensity_check: bool = False
     on_event: EventSink = lambda kind, data: None
 
-    def run(self, turn: TurnInput, participant: Participant) -> TurnResult:
-        if self.intensity_check:
-            turn = turn.model_copy(update={"intensity_check": True})
-        flow = turn.flow
-        day = turn.now.astimezone(ZoneInfo(participant.timezone)).date().isoformat()
-        used = flow.llm_turns_that_day if flow.llm_day == day else 0
-        capped = used >= self.daily_llm_turns
-        result = run_turn(turn, llm=None if capped else self.language_model(), segment_budget=self.segment_budget)
-        if result.coach == "llm":
-            result.flow.llm_day, result.flow.llm_turns_that_day = day, used + 1
-        elif capped and self.daily_llm_turns > 0:
-            self.on_event("llm_daily_cap", {"participant_id": participant.id})
+    def run(self, turn: TurnInput) -> TurnResult:
+        turn = turn.model_copy(
+            update={"intensity_check": self.intensity_check, "daily_llm_turns": self.daily_llm_turns}
+        )
+        result = run_turn(turn, llm=self.language_model(), segment_budget=self.segment_budget)
+        if any(e.kind == "llm_daily_cap" for e in result.events):
+            self.on_event("llm_daily_cap", {"participant_id": turn.participant.id})
         return result
 
 
-def outbox_for_turn(
-    result: TurnResult, participant: Participant, turn_key: str, now: datetime
-) -> tuple[list[OutboxItem], list[Message]]:
-    """The turn's effects and replies as outbox items (keys derive from `turn_key`, so a recomputed or
-    redelivered turn has the same ones), and the replies as transcript messages."""
-    pid = participant.id
-    outbox = [
-        OutboxItem(
-            participant_id=pid,
-            key=f"{turn_key}#e{n}",
-            kind=OutboxKind.EFFECT,
-            created_at=now,
-            effect=effect.model_dump(mode="json"),
-        )
-        for n, effect in enumerate(result.effects)
-    ]
-    messages = []
-    for n, text in enumerate(result.replies):
-        key = f"{turn_key}#{n}"
+def planned_turn(
+    result: TurnResult,
+    loaded: Loaded,
+    key: str,
+    *,
+    answered: Sequence[Message] = (),
+    work_key: str | None = None,
+    events: Sequence[ResearchEvent] = (),
+    valid_until: datetime | None = None,
+) -> PlannedTurn:
+    """The engine's result as a turn to save: its texts as outbox items and transcript messages (keys derive
+    from `key`), `valid_until` on those of a decision point."""
+    pid = loaded.participant.id
+    outbox: list[OutboxItem] = []
+    messages: list[Message] = []
+    for n, text in enumerate(result.texts):
+        item_key = f"{key}#{n}"
         outbox.append(
             OutboxItem(
-                participant_id=pid, key=key, kind=OutboxKind.SMS, created_at=now, to=participant.phone_number, body=text
+                participant_id=pid,
+                key=item_key,
+                kind=OutboxKind.SMS,
+                created_at=loaded.now,
+                to=loaded.participant.phone_number,
+                body=text.text,
+                purpose=text.purpose,
+                valid_until=valid_until if text.purpose in _TIMED_PURPOSES else None,
             )
         )
         messages.append(
             Message(
-                participant_id=pid, message_id=key, direction=Direction.OUTBOUND, body=text, at=now, status="pending"
+                participant_id=pid,
+                message_id=item_key,
+                direction=Direction.OUTBOUND,
+                body=text.text,
+                at=loaded.now,
+                status="pending",
             )
         )
-    return outbox, messages
+    return PlannedTurn(
+        key=key,
+        flow=result.flow,
+        answered=answered,
+        work_key=work_key,
+        outbox=outbox,
+        messages=messages,
+        events=[*events, *result.events],
+        coach=result.coach,
+    )
+
+
+@dataclass
+class SavedTurns:
+    """The unit of work: `run(participant_id, decide)` loads, lets `decide` plan the turn, saves it and
+    finishes the outbox. `decide` may raise AlreadyDone (nothing to save) or Conflict (decide again)."""
+
+    participants: ParticipantStore
+    conversation: ConversationStore
+    outbox: OutboxDispatcher
+    clock: Clock
+    on_event: EventSink = lambda kind, data: None
+
+    def run(self, participant_id: str, decide: Callable[[Loaded], PlannedTurn]) -> bool:
+        """False when the participant does not exist (deleted meanwhile): nothing to do, nothing to retry."""
+        saved: list[OutboxItem] = []
+        for attempt in range(TURN_ATTEMPTS):
+            try:
+                participant = self.participants.get_participant(participant_id)
+                flow = self.participants.get_flow_state(participant_id)
+            except NotFound:
+                return False
+            loaded = Loaded(participant, flow, self.clock.now())
+            try:
+                plan = decide(loaded)
+                saved = self._save(loaded, plan)
+                texts = sum(1 for item in plan.outbox if item.kind is OutboxKind.SMS)
+                self.on_event("turn_saved", {"participant_id": participant_id, "coach": plan.coach, "texts": texts})
+                break
+            except AlreadyDone:
+                break
+            except Conflict:
+                if attempt == TURN_ATTEMPTS - 1:
+                    raise
+                self.on_event("turn_conflict", {"participant_id": participant_id, "attempt": attempt + 1})
+        self.outbox.flush(participant_id, saved)
+        return True
+
+    def _save(self, loaded: Loaded, plan: PlannedTurn) -> list[OutboxItem]:
+        if plan.flow.version != loaded.flow.version:
+            raise ValueError("a planned turn must carry the loaded flow version")  # a bug, not a race
+        outbox = list(plan.outbox)
+        before = desired_schedules(loaded.participant, loaded.flow, loaded.now)
+        after = desired_schedules(loaded.participant, plan.flow, loaded.now)
+        if names := changed_schedules(before, after):
+            outbox.append(
+                OutboxItem(
+                    participant_id=loaded.participant.id,
+                    key=f"{plan.key}#schedules",
+                    kind=OutboxKind.EFFECT,
+                    created_at=loaded.now,
+                    effect=ReconcileSchedules(names=names).model_dump(mode="json"),
+                )
+            )
+        self.conversation.save_turn(
+            plan.flow,
+            answered=plan.answered,
+            work_key=plan.work_key,
+            outbox=outbox,
+            messages=plan.messages,
+            events=plan.events,
+        )
+        return outbox
