@@ -1,32 +1,41 @@
 """A fake Twilio REST API for the local stack (DESIGN §7), on the gateway's port under Twilio's own paths:
 
-  POST /2010-04-01/Accounts/{AccountSid}/Messages.json        send: To, From/MessagingServiceSid, Body, StatusCallback
+  POST /2010-04-01/Accounts/{AccountSid}/Messages.json        send: To, From/MessagingServiceSid, Body, StatusCallback,
+                                                              ValidityPeriod
   GET  /2010-04-01/Accounts/{AccountSid}/Messages.json        list, newest first: To, From, DateSent, PageSize, Page
   GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  fetch one
 
 with HTTP basic auth (account SID and auth token). It records every message, then a background thread moves
-each one to sent and delivered and posts signed status callbacks, as Twilio does.
+each one to sent and delivered and posts signed status callbacks, as Twilio does. A message whose
+ValidityPeriod (seconds, 1-36000; else 400 with 21624) is shorter than the delivery delay expires in the
+queue: it ends failed with 30036 and a status callback (at once, not when the period ends);
+`fake.validity_period(sid)` tells what a send asked for (Twilio's message resource does not).
 
 Faults, for tests and people: Twilio's magic test numbers (To=+15005550001 -> 21211 invalid number,
-To=+15005550004 -> 21610 unsubscribed, ...; see twilio_wire.MAGIC_TO), and queued failures:
+To=+15005550004 -> 21610 unsubscribed, ...; see twilio_wire.MAGIC_TO), queued failures, and a time window:
   fake.fail_next(500, count=2)                   the next 2 sends answer 500 (429, 503, or 400 with a code)
   fake.fail_next(500, record=True)               the message is taken but the answer is lost (a 500)
   fake.fail_delivery_next(error_code=30003)      accepted, then undelivered (status callback with ErrorCode)
+  fake.fail_until(until, 503, code=None)         every send answers 503 while the fake's clock (in the local
+                                                 stack the virtual clock) is before `until`; queued failures
+                                                 of fail_next come first
   POST /_local/twilio/faults {"status": 500, "count": 2} / {"delivery": "failed", "error_code": 21610}
-  GET /_local/twilio/faults lists them, DELETE /_local/twilio/faults drops them, DELETE /_local/twilio/messages
-  forgets every message.
+                             {"status": 503, "minutes": 120} / {"status": 503, "until": "2026-06-02T10:00:00Z"}
+  GET /_local/twilio/faults lists them, DELETE /_local/twilio/faults drops them (the window too),
+  DELETE /_local/twilio/messages forgets every message.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import queue
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -37,6 +46,7 @@ from infra.local.twilio_wire import (
     MAGIC_FROM,
     MAGIC_TO,
     MAX_BODY_CHARS,
+    VALIDITY_PERIOD_EXPIRED,
     SentMessage,
     basic_auth,
     error_response,
@@ -44,6 +54,7 @@ from infra.local.twilio_wire import (
     page_envelope,
     post_signed,
     sent_on,
+    validity_period,
 )
 from infra.local.web import HttpRequest, HttpResponse, json_response
 
@@ -55,6 +66,11 @@ CONTROL_PREFIX = "/_local/twilio"
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 # Where a message sent through a messaging service (MG...) comes from: Twilio picks a number of its pool.
 POOL_NUMBER = "+15005550006"
+MAX_WINDOW_MINUTES = 7 * 24 * 60  # over HTTP; `until` sets a later end
+FAULT_USAGE = (
+    '{"status": 500, "count": 1}, {"delivery": "undelivered", "error_code": 30003}, '
+    '{"status": 503, "minutes": 120} or {"status": 503, "until": "2026-06-02T10:00:00Z"}'
+)
 
 PostCallback = Callable[[str, dict[str, str], str], "int | None"]  # (url, form, auth token) -> HTTP status
 
@@ -66,6 +82,15 @@ class SendFault:
     status: int
     code: int | None = None
     record: bool = False
+
+
+@dataclass(frozen=True)
+class FailureWindow:
+    """Every send answers `status` (with `code`) while the fake's clock is before `until`."""
+
+    until: datetime
+    status: int = 503
+    code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,7 @@ class FakeTwilio:
         self._messages: dict[str, SentMessage] = {}
         self._send_faults: list[SendFault] = []
         self._delivery_faults: list[DeliveryFault] = []
+        self._window: FailureWindow | None = None
         self._sequence = itertools.count(1)
         self._work: queue.Queue[tuple[str, DeliveryFault | None] | None] = queue.Queue()
         self._undelivered = 0  # messages the delivery thread has not finished with
@@ -120,6 +146,26 @@ class FakeTwilio:
         with self._lock:
             self._send_faults.extend([SendFault(status, code, record)] * count)
 
+    def fail_until(self, until: datetime, status: int = 503, code: int | None = None) -> None:
+        """Every send fails with `status` until the fake's clock reaches `until` (replacing an earlier window)."""
+        if until.tzinfo is None:
+            raise ValueError("until must have a timezone, like 2026-06-02T10:00:00Z")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be 4xx or 5xx, got {status}")
+        now = self._clock()
+        if until <= now:
+            raise ValueError(f"until must be after the fake's now ({_iso(now)}), got {_iso(until)}")
+        with self._lock:
+            self._window = FailureWindow(until.astimezone(UTC), status, code)
+
+    def validity_period(self, sid: str) -> int | None:
+        """The ValidityPeriod the send of message `sid` asked for, in seconds; None when it gave none."""
+        with self._lock:
+            message = self._messages.get(sid)
+            if message is None:
+                raise KeyError(sid)
+            return message.validity_period
+
     def fail_delivery_next(self, count: int = 1, *, status: str = "undelivered", error_code: int = 30003) -> None:
         if status not in ("undelivered", "failed") or count < 1:
             raise ValueError("status must be undelivered or failed and count at least 1")
@@ -130,6 +176,7 @@ class FakeTwilio:
         with self._lock:
             self._send_faults.clear()
             self._delivery_faults.clear()
+            self._window = None
 
     def forget_messages(self) -> None:
         with self._lock:
@@ -179,14 +226,21 @@ class FakeTwilio:
         to, body = form.get("To", "").strip(), form.get("Body", "")
         sender, service = form.get("From", "").strip(), form.get("MessagingServiceSid", "").strip()
         callback = form.get("StatusCallback", "").strip() or None
+        validity = form.get("ValidityPeriod")
+        now = self._clock()
         with self._lock:
             fault = self._send_faults.pop(0) if self._send_faults else None
+            if fault is None and self._window is not None and now < self._window.until:
+                fault = SendFault(self._window.status, self._window.code)
         if fault is not None and not fault.record:
             return error_response(fault.status, fault.code)
         refusal = self._refusal(to, body, sender, service, callback)
         if refusal is not None:
             return refusal
-        now = self._clock()
+        try:
+            seconds = None if validity is None else validity_period(validity)
+        except ValueError:
+            return error_response(400, 21624, "Invalid validity period value")
         with self._lock:
             delivery = self._delivery_faults.pop(0) if self._delivery_faults else None
             message = SentMessage(
@@ -200,6 +254,7 @@ class FakeTwilio:
                 date_updated=now,
                 messaging_service_sid=service or None,
                 status_callback=callback,
+                validity_period=seconds,
                 sequence=next(self._sequence),
             )
             self._messages[message.sid] = message
@@ -276,14 +331,22 @@ class FakeTwilio:
             return json_response(200, {"messages": self.messages()})
         elif what != "faults" or request.method != "GET":
             return None
+        now = self._clock()
         with self._lock:
             sends = [asdict(f) for f in self._send_faults]
             deliveries = [asdict(f) for f in self._delivery_faults]
-        return json_response(200, {"send": sends, "delivery": deliveries})
+            window = self._window
+        shown = None
+        if window is not None:
+            shown = {**asdict(window), "until": _iso(window.until), "active": now < window.until}
+        return json_response(200, {"send": sends, "delivery": deliveries, "window": shown})
 
     def _queue_fault(self, spec: Any) -> None:
         if not isinstance(spec, dict):
-            raise ValueError('send {"status": 500, "count": 1} or {"delivery": "undelivered", "error_code": 30003}')
+            raise ValueError(f"send {FAULT_USAGE}")
+        if "minutes" in spec or "until" in spec:
+            self._open_window(spec)
+            return
         count = int(spec.get("count", 1))
         if "delivery" in spec:
             self.fail_delivery_next(count, status=str(spec["delivery"]), error_code=int(spec.get("error_code", 30003)))
@@ -291,13 +354,46 @@ class FakeTwilio:
             code = None if spec.get("code") is None else int(spec["code"])
             self.fail_next(int(spec.get("status", 500)), count, code=code, record=bool(spec.get("record")))
 
+    def _open_window(self, spec: dict[str, Any]) -> None:
+        """{"status": 503, "minutes": 120} or {"status": 503, "until": "...Z"}; ValueError saying what is wrong."""
+        unknown = sorted(set(spec) - {"status", "code", "minutes", "until"})
+        if unknown:
+            raise ValueError(f"a time window takes status, code and minutes or until, not {', '.join(unknown)}")
+        if "minutes" in spec and "until" in spec:
+            raise ValueError("send minutes or until, not both")
+        status, code = spec.get("status", 503), spec.get("code")
+        if not _is_int(status):
+            raise ValueError(f"status must be a whole number, 4xx or 5xx, got {status!r}")
+        if code is not None and not _is_int(code):
+            raise ValueError(f"code must be a whole number (a Twilio error code), got {code!r}")
+        if "minutes" in spec:
+            minutes = spec["minutes"]
+            if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not math.isfinite(minutes):
+                raise ValueError(f"minutes must be a number, got {minutes!r}")
+            if not 0 < minutes <= MAX_WINDOW_MINUTES:
+                raise ValueError(f"minutes must be more than 0 and at most {MAX_WINDOW_MINUTES}, got {minutes}")
+            until = self._clock() + timedelta(minutes=minutes)
+        else:
+            until = _moment(spec["until"])
+        self.fail_until(until, status, code)
+
     # --- delivery ---------------------------------------------------------------------------------------
     def _deliver_forever(self) -> None:
         while (item := self._work.get()) is not None:
             sid, fault = item
-            if self._delay > 0:
+            with self._lock:
+                message = self._messages.get(sid)
+                validity = message.validity_period if message is not None else None
+            # It would stay queued longer than it may: Twilio fails it when the period ends; nothing
+            # happens to it meanwhile, so here it fails at once.
+            expires = validity is not None and self._delay > validity
+            if self._delay > 0 and not expires:
                 self._stopping.wait(self._delay)
             try:
+                if expires:
+                    self._log(f"fake Twilio: {sid} expired in the queue (ValidityPeriod {validity} s)")
+                    self._advance(sid, "failed", VALIDITY_PERIOD_EXPIRED)
+                    continue
                 self._advance(sid, "sent")
                 if fault is None:
                     self._advance(sid, "delivered")
@@ -329,6 +425,28 @@ class FakeTwilio:
         with self._lock:
             message.callbacks.append(status)
         self._log(f"fake Twilio: {sid} {status} -> status callback {answer or 'unreachable'}")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _moment(value: Any) -> datetime:
+    """An ISO 8601 time with a zone ("2026-06-02T10:00:00Z"); ValueError otherwise."""
+    usage = f"until must be an ISO 8601 time with a zone, like 2026-06-02T10:00:00Z, got {value!r}"
+    if not isinstance(value, str):
+        raise ValueError(usage)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(usage) from None
+    if moment.tzinfo is None:
+        raise ValueError(usage)
+    return moment
 
 
 def _sent_within(message: SentMessage, key: str, low: datetime, high: datetime) -> bool:

@@ -1,8 +1,9 @@
 """moto's server as the local AWS, and the template's stateful resources created in it.
 
-Resources moto holds (table, queues, schedule groups) are created for real, so the handlers' boto3
-calls find them; the rest (functions, roles, the API) only get plausible names and ARNs, enough
-for the environment variables that mention them.
+Resources moto holds (table, queues, schedule groups, schedules) are created for real, so the handlers'
+boto3 calls find them (and the scheduler emulator fires the template's schedules); the rest (functions,
+roles, the API) only get plausible names and ARNs, enough for the environment variables and schedule
+targets that mention them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import re
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -50,8 +52,17 @@ class MotoEndpoint:
             self._server.stop()
 
 
-def provision(intrinsics: Intrinsics, *, endpoint_url: str, stack_name: str) -> dict[str, PhysicalResource]:
-    """Create the table, queues and schedule groups in moto; their physical ids by logical id."""
+def provision(
+    intrinsics: Intrinsics,
+    *,
+    endpoint_url: str,
+    stack_name: str,
+    plausible: Mapping[str, PhysicalResource] | None = None,
+) -> dict[str, PhysicalResource]:
+    """Create the table, queues, schedule groups and schedules in moto; their physical ids by logical id.
+
+    `plausible`: the made-up ids of what moto does not hold (plausible_resources), which schedules name:
+    their Target.Arn is a function's ARN, the same the local functions have."""
     template, region = intrinsics.template, intrinsics.pseudo["AWS::Region"]
 
     def client(service: str) -> Any:
@@ -63,7 +74,8 @@ def provision(intrinsics: Intrinsics, *, endpoint_url: str, stack_name: str) -> 
     # Names may refer to what was already created (a redrive policy to its DLQ), so each step
     # evaluates with everything created before it.
     def scope() -> Intrinsics:
-        return Intrinsics(intrinsics.template, intrinsics.parameters, created, intrinsics.pseudo)
+        known = {**(plausible or {}), **created}
+        return Intrinsics(intrinsics.template, intrinsics.parameters, known, intrinsics.pseudo)
 
     dynamodb = client("dynamodb")
     for logical_id in present & resources_of_type(dict(template), "AWS::DynamoDB::Table").keys():
@@ -94,6 +106,14 @@ def provision(intrinsics: Intrinsics, *, endpoint_url: str, stack_name: str) -> 
         name = _name(scope(), logical_id, "Name", _kebab(stack_name, logical_id))
         arn = scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
         created[logical_id] = PhysicalResource(name, {"Arn": arn})
+
+    # Last: a schedule names its group, its dead-letter queue and (through `plausible`) its target.
+    for logical_id in sorted(present & resources_of_type(dict(template), "AWS::Scheduler::Schedule").keys()):
+        name = _name(scope(), logical_id, "Name", _kebab(stack_name, logical_id)[:64])
+        props = scope().evaluate(template["Resources"][logical_id].get("Properties", {}))
+        # CloudFormation's properties are CreateSchedule's parameters, by the same names.
+        arn = scheduler.create_schedule(**{**props, "Name": name})["ScheduleArn"]
+        created[logical_id] = PhysicalResource(name, {"Arn": arn})
     return created
 
 
@@ -118,6 +138,7 @@ def plausible_resources(intrinsics: Intrinsics, *, stack_name: str) -> dict[str,
         kind = resource.get("Type", "")
         name = f"{stack_name}-{logical_id}"
         if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            name = _name(intrinsics, logical_id, "FunctionName", name)  # others may name its ARN by it
             arn = f"arn:aws:lambda:{region}:{account_id}:function:{name}"
             physical[logical_id] = PhysicalResource(name, {"Arn": arn})
         elif kind == "AWS::IAM::Role":

@@ -1,25 +1,42 @@
-"""EventBridge Scheduler, locally: fire the schedules the handlers created in moto when they fall due.
+"""EventBridge Scheduler, locally: fire the schedules in moto (the handlers' and the template's) when they
+fall due, and invoke their targets asynchronously, as Lambda does.
 
 moto stores schedules but never fires them. The emulator keeps the moment it last checked; on each tick
-(every second of real time) and on each advance of the virtual clock it lists the schedule group's
+(every second of real time) and on each advance of the virtual clock it lists the schedule groups'
 schedules, works out what fell due since (infra/local/aws_cron.py: AWS's cron, rate and at() in the
 schedule's timezone) and invokes the target function with the schedule's Target.Input, oldest first
-across schedules. As on AWS: a DISABLED schedule does not fire, a one-time schedule fires once and, with
-ActionAfterCompletion DELETE, is deleted after firing; StartDate and EndDate bound recurring schedules.
-Unlike AWS there are no retries: a failed invocation is logged and reported, and the emulator carries on.
+across schedules, after replacing Scheduler's context attributes in it (<aws.scheduler.scheduled-time>,
+-schedule-arn, -execution-id, -attempt-number). As on AWS: a DISABLED schedule does not fire, a one-time
+schedule fires once and, with ActionAfterCompletion DELETE, is deleted after firing; StartDate and
+EndDate bound recurring schedules.
+
+Scheduler invokes Lambda asynchronously, so a target that raises is retried by Lambda, not by Scheduler
+(AsyncInvocations): by the function's EventInvokeConfig in the template (default: 2 retries, events up to
+6 hours old), 1 minute after the failed attempt and 2 minutes after the first retry, with the same event
+and request id, on the virtual clock; no retry is made that would be older than MaximumEventAgeInSeconds
+(counted from the first attempt's due time). Then the invocation record ("RetriesExhausted" or
+"EventAgeExceeded") goes to the OnFailure destination when it is an SQS queue. A retry is due work like a
+schedule's occurrence, reported as a Firing with its attempt number, and fires even if its schedule is
+gone. A
+schedule's own RetryPolicy and DeadLetterConfig cover only a failed hand-over to Lambda (throttling, a
+missing permission), which cannot happen locally: they are never used. A target no local function has,
+or an input that is not JSON, is reported and dropped.
 
 `advance(delta)` moves the virtual clock forward one due firing at a time, so what a firing schedules
-inside the span (a nudge's reminder five hours later) fires too, each at its own time.
+inside the span (a nudge's reminder five hours later, a retry a minute later) fires too, each at its own
+time.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import sys
 import threading
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +44,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from infra.local.aws_cron import At, Rate, ScheduleExpressionError, Timing, parse
+from infra.local.intrinsics import Intrinsics, TemplateError
 from infra.local.resources import FAKE_CREDENTIALS
 
 if TYPE_CHECKING:
@@ -36,6 +54,10 @@ if TYPE_CHECKING:
 # A firing that keeps scheduling new due work would otherwise hold an advance forever.
 MAX_FIRINGS_PER_RUN = 10_000
 DRAIN_TIMEOUT_SECONDS = 30.0
+# Lambda's asynchronous invocation: the waits before the first and the second retry, and its defaults.
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_MAXIMUM_EVENT_AGE = timedelta(hours=6)
 
 
 class AdvancingClock(Protocol):
@@ -51,13 +73,15 @@ def iso(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Firing:
-    """One invocation of a schedule's target, as `POST /_local/clock/advance` reports it."""
+    """One invocation of a schedule's target, as `POST /_local/clock/advance` reports it: the schedule's own
+    (attempt 1) or a retry of it by Lambda (attempts 2 and 3, `at` the retry's due time)."""
 
     schedule: str
     at: datetime  # when it was due
     kind: str | None
     participant_id: str | None
     result: str  # "ok" or "error: ..."
+    attempt: int = 1
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +90,7 @@ class Firing:
             "kind": self.kind,
             "participant_id": self.participant_id,
             "result": self.result,
+            "attempt": self.attempt,
         }
 
 
@@ -75,6 +100,7 @@ class Schedule:
 
     group: str
     name: str
+    arn: str
     timing: Timing
     target_arn: str
     input: str | None
@@ -90,6 +116,7 @@ class Schedule:
         return cls(
             group=answer.get("GroupName") or "default",
             name=answer["Name"],
+            arn=answer.get("Arn", ""),
             timing=parse(answer["ScheduleExpression"], answer.get("ScheduleExpressionTimezone")),
             target_arn=target.get("Arn", ""),
             input=target.get("Input"),
@@ -101,7 +128,180 @@ class Schedule:
         )
 
 
-Invoke = Callable[[str, Any], Any]  # (target ARN, event) -> the function's result; raises what it raised
+def with_context_attributes(text: str, *, scheduled_time: datetime, schedule_arn: str, execution_id: str) -> str:
+    """A target's input as Scheduler hands it over: its context attributes replaced (before it is parsed)."""
+    values = {
+        "<aws.scheduler.scheduled-time>": iso(scheduled_time.replace(microsecond=0)),
+        "<aws.scheduler.schedule-arn>": schedule_arn,
+        "<aws.scheduler.execution-id>": execution_id,
+        "<aws.scheduler.attempt-number>": "1",  # Scheduler's own attempt: a hand-over never fails locally
+    }
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+# --- Lambda's asynchronous invocation ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventInvokeConfig:
+    """How Lambda treats a function's asynchronous invocations (the template's EventInvokeConfig)."""
+
+    maximum_retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    maximum_event_age: timedelta = DEFAULT_MAXIMUM_EVENT_AGE
+    on_failure: str | None = None  # the OnFailure destination's ARN
+    on_failure_type: str | None = None  # SQS, SNS, Lambda, EventBridge, S3: only SQS is delivered locally
+
+    @classmethod
+    def of_function(cls, intrinsics: Intrinsics, logical_id: str) -> EventInvokeConfig:
+        """The function's EventInvokeConfig over Globals.Function's, evaluated; Lambda's defaults when absent."""
+        template = intrinsics.template
+        shared = template.get("Globals", {}).get("Function", {}).get("EventInvokeConfig", {})
+        own = template["Resources"][logical_id].get("Properties", {}).get("EventInvokeConfig", {})
+        spec = intrinsics.evaluate({**shared, **own})
+        attempts = int(spec.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS))
+        age = int(spec.get("MaximumEventAgeInSeconds", DEFAULT_MAXIMUM_EVENT_AGE.total_seconds()))
+        if not 0 <= attempts <= len(RETRY_DELAYS) or not 60 <= age <= DEFAULT_MAXIMUM_EVENT_AGE.total_seconds():
+            raise TemplateError(f"{logical_id}.EventInvokeConfig: Lambda takes 0-2 retries and an age of 60-21600 s")
+        on_failure = (spec.get("DestinationConfig") or {}).get("OnFailure") or {}
+        return cls(attempts, timedelta(seconds=age), on_failure.get("Destination"), on_failure.get("Type"))
+
+
+@dataclass(frozen=True)
+class AsyncTarget:
+    """A function as Lambda's asynchronous invocation sees it."""
+
+    arn: str
+    run: Callable[[Any, str], Any]  # (event, request id) -> result; raises what the function raised
+    config: EventInvokeConfig = EventInvokeConfig()
+
+
+@dataclass(frozen=True)
+class AsyncInvocation:
+    """One event a schedule handed to Lambda, as Lambda keeps it between attempts (the same event and
+    request id each time). `due`: when this attempt is due; `first_due`: the first one's, the event's age."""
+
+    request_id: str
+    function_arn: str
+    event: Any
+    group: str
+    schedule: str
+    first_due: datetime
+    due: datetime
+    attempt: int = 1
+
+    @property
+    def details(self) -> Mapping[str, Any]:
+        return self.event if isinstance(self.event, dict) else {}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: `retry` when Lambda tries again; `gave_up` ("RetriesExhausted" or
+    "EventAgeExceeded") when it does not, with what became of the invocation record in `record`."""
+
+    result: str  # "ok" or "error: ..."
+    retry: AsyncInvocation | None = None
+    gave_up: str | None = None
+    record: str | None = None
+
+
+Deliver = Callable[[str, str], str]  # (queue ARN, message body) -> the queue's name; LookupError: no such queue
+
+
+class AsyncInvocations:
+    """Lambda's asynchronous invocation of the local functions: run an attempt, keep the retry it calls for
+    until the scheduler emulator runs it, and send the record of an invocation that failed for good to the
+    function's OnFailure queue. Not thread-safe: the emulator calls it under its lock."""
+
+    def __init__(self, targets: Mapping[str, AsyncTarget], deliver: Deliver | None = None) -> None:
+        self._targets = dict(targets)  # by function ARN
+        self._deliver = deliver
+        self._retries: list[AsyncInvocation] = []
+
+    def retries(self) -> list[AsyncInvocation]:
+        """The retries Lambda will make, in the order they were called for."""
+        return list(self._retries)
+
+    def run(self, invocation: AsyncInvocation, at: datetime) -> Outcome:
+        """Make the attempt at virtual time `at` (a pending retry is taken off the list)."""
+        if invocation in self._retries:
+            self._retries.remove(invocation)
+        target = self._target(invocation.function_arn)
+        if target is None:
+            return Outcome(f"error: no local function has the ARN {invocation.function_arn!r}")
+        try:
+            target.run(invocation.event, invocation.request_id)
+            return Outcome("ok")
+        except Exception as exc:  # the function failed: Lambda decides what comes next
+            traceback.print_exc(file=sys.stderr)
+            error = exc
+        config = target.config
+        if invocation.attempt > config.maximum_retry_attempts:
+            return self._give_up(invocation, target, at, "RetriesExhausted", error)
+        due = at + RETRY_DELAYS[invocation.attempt - 1]
+        if due - invocation.first_due > config.maximum_event_age:
+            return self._give_up(invocation, target, at, "EventAgeExceeded", error)
+        retry = replace(invocation, due=due, attempt=invocation.attempt + 1)
+        self._retries.append(retry)
+        return Outcome(_error(error), retry=retry)
+
+    def _target(self, arn: str) -> AsyncTarget | None:
+        """The function of an ARN; a version or alias suffix is ignored (there is only $LATEST)."""
+        return self._targets.get(arn) or next((t for a, t in self._targets.items() if arn.startswith(a + ":")), None)
+
+    def _give_up(
+        self, invocation: AsyncInvocation, target: AsyncTarget, at: datetime, condition: str, error: Exception
+    ) -> Outcome:
+        return Outcome(
+            _error(error), gave_up=condition, record=self._send_record(invocation, target, at, condition, error)
+        )
+
+    def _send_record(
+        self, invocation: AsyncInvocation, target: AsyncTarget, at: datetime, condition: str, error: Exception
+    ) -> str:
+        """Send the invocation record to the OnFailure destination; what became of it."""
+        destination, kind = target.config.on_failure, target.config.on_failure_type
+        if destination is None:
+            return "no OnFailure destination: dropped"
+        if kind != "SQS" or self._deliver is None:
+            return f"not delivered: the local stack delivers only to an SQS destination, not {kind}"
+        record = invocation_record(invocation, target.arn, at, condition, error)
+        try:
+            return f"record sent to {self._deliver(destination, json.dumps(record))}"
+        except LookupError:
+            return f"not delivered: no local queue has the ARN {destination}"
+        except ClientError as exc:
+            return f"not delivered: {exc}"
+
+
+def _error(error: Exception) -> str:
+    return f"error: {type(error).__name__}: {error}"
+
+
+def invocation_record(
+    invocation: AsyncInvocation, function_arn: str, at: datetime, condition: str, error: Exception
+) -> dict[str, Any]:
+    """What Lambda sends an OnFailure destination about an asynchronous invocation it gave up on."""
+    return {
+        "version": "1.0",
+        "timestamp": at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": invocation.request_id,
+            "functionArn": f"{function_arn}:$LATEST",  # Lambda names the version that ran
+            "condition": condition,
+            "approximateInvokeCount": invocation.attempt,
+        },
+        "requestPayload": invocation.event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }
+
+
+# --- the emulator ---------------------------------------------------------------------------------------
+
+Due = Schedule | AsyncInvocation  # a schedule's occurrence, or a retry Lambda will make
 
 
 class SchedulerEmulator:
@@ -113,22 +313,24 @@ class SchedulerEmulator:
         self,
         client: Any,
         groups: tuple[str, ...],
-        invoke: Invoke,
+        invocations: AsyncInvocations,
         clock: AdvancingClock,
         *,
         drain: Callable[[float], None] | None = None,
         tick_seconds: float = 1.0,
         log: Callable[[str], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """`drain(timeout)`: wait until the work a firing queued is handled, so its texts go out before the
-        next firing (the queue pump's drain)."""
+        next firing (the queue pump's drain). `rng`: where execution and request ids come from."""
         self.clock = clock
         self.groups = groups
+        self.invocations = invocations
         self._client = client
-        self._invoke = invoke
         self._drain = drain
         self._tick_seconds = tick_seconds
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._rng = rng or random.Random()
         self._lock = threading.Lock()  # one check or advance at a time: each moves _last_check
         self._last_check = clock.now()
         self._details: dict[tuple[str, str, str], Schedule | None] = {}  # None: an expression AWS would refuse
@@ -189,25 +391,29 @@ class SchedulerEmulator:
             when, batch = due
             if move_clock:
                 self._move_clock_to(when)
-            fired.extend(self._fire(schedule, when) for schedule in batch)
+            # When the attempts are made, on the virtual clock: what a retry's wait counts from.
+            at = when if move_clock else max(when, until.replace(microsecond=0))
+            for item in batch:
+                fired.append(self._fire(item, when, at) if isinstance(item, Schedule) else self._retry(item, at))
             self._last_check = max(self._last_check, when)
             if len(fired) >= MAX_FIRINGS_PER_RUN:
                 self._log(f"{self.name}: stopped after {len(fired)} firings up to {iso(when)}")
                 break
         return fired
 
-    def _next_due(self, until: datetime) -> tuple[datetime, list[Schedule]] | None:
-        """The earliest due moment up to `until` and every schedule due then (by name), or None."""
+    def _next_due(self, until: datetime) -> tuple[datetime, list[Due]] | None:
+        """The earliest due moment up to `until` and everything due then (by schedule, then attempt), or None."""
         earliest: datetime | None = None
-        batch: list[Schedule] = []
-        for schedule in self._schedules():
-            when = self._due_time(schedule, until)
-            if when is None or (earliest is not None and when > earliest):
+        batch: list[Due] = []
+        candidates: list[Due] = [*self._schedules(), *self.invocations.retries()]
+        for item in candidates:
+            when = self._due_time(item, until) if isinstance(item, Schedule) else item.due
+            if when is None or when > until or (earliest is not None and when > earliest):
                 continue
             if earliest is None or when < earliest:
                 earliest, batch = when, []
-            batch.append(schedule)
-        return None if earliest is None else (earliest, sorted(batch, key=lambda s: (s.group, s.name)))
+            batch.append(item)
+        return None if earliest is None else (earliest, sorted(batch, key=_order))
 
     def _due_time(self, schedule: Schedule, until: datetime) -> datetime | None:
         if not schedule.enabled:
@@ -271,26 +477,53 @@ class SchedulerEmulator:
             self._log(f"{self.name}: schedule {name} never fires: {exc}")
             return None
 
-    def _fire(self, schedule: Schedule, when: datetime) -> Firing:
-        event: Any = None
+    def _fire(self, schedule: Schedule, when: datetime, at: datetime) -> Firing:
+        """The schedule's occurrence due `when`: hand its input to Lambda, which makes the first attempt."""
+        text = with_context_attributes(
+            schedule.input or "",
+            scheduled_time=when,
+            schedule_arn=schedule.arn,
+            execution_id=f"{self._rng.getrandbits(64):016x}",
+        )
         try:
-            event = json.loads(schedule.input) if schedule.input else {}
-            self._invoke(schedule.target_arn, event)
-            result = "ok"
+            event = json.loads(text) if text else {}
         except json.JSONDecodeError:
-            result = "error: the schedule's Target.Input is not JSON"
-        except Exception as exc:  # the target failed: Lambda would report it; we log it and go on
-            traceback.print_exc(file=sys.stderr)
-            result = f"error: {type(exc).__name__}: {exc}"
+            invocation, outcome = None, Outcome("error: the schedule's Target.Input is not JSON")
+        else:
+            request_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            invocation = AsyncInvocation(
+                request_id, schedule.target_arn, event, schedule.group, schedule.name, when, when
+            )
+            outcome = self.invocations.run(invocation, at)
         if isinstance(schedule.timing, At):
             self._fired_once.add(schedule.version)
             if schedule.delete_after:
                 self._delete(schedule)
         self._drain_queue()
-        details = event if isinstance(event, dict) else {}
-        firing = Firing(schedule.name, when, details.get("kind"), details.get("participant_id"), result)
-        self._log(f"{self.name}: {schedule.name} ({firing.kind or '-'}) due {iso(when)} -> {result}")
+        details = invocation.details if invocation is not None else {}
+        firing = Firing(schedule.name, when, details.get("kind"), details.get("participant_id"), outcome.result)
+        self._report(firing, outcome)
         return firing
+
+    def _retry(self, retry: AsyncInvocation, at: datetime) -> Firing:
+        """Lambda's retry of an attempt that failed; its schedule may be gone by now."""
+        outcome = self.invocations.run(retry, at)
+        self._drain_queue()
+        details = retry.details
+        firing = Firing(
+            retry.schedule, retry.due, details.get("kind"), details.get("participant_id"), outcome.result, retry.attempt
+        )
+        self._report(firing, outcome)
+        return firing
+
+    def _report(self, firing: Firing, outcome: Outcome) -> None:
+        what = f"{self.name}: {firing.schedule} ({firing.kind or '-'})"
+        attempt = f" attempt {firing.attempt}" if firing.attempt > 1 else ""
+        self._log(f"{what}{attempt} due {iso(firing.at)} -> {firing.result}")
+        if outcome.retry is not None:
+            self._log(f"{what} Lambda retries it: attempt {outcome.retry.attempt} due {iso(outcome.retry.due)}")
+        if outcome.gave_up is not None:
+            self._log(f"{what} Lambda gave up after {firing.attempt} attempts ({outcome.gave_up}): {outcome.record}")
 
     def _delete(self, schedule: Schedule) -> None:
         try:
@@ -313,17 +546,36 @@ class SchedulerEmulator:
             self.clock.advance(gap)
 
 
-def function_invoker(stack: LocalStack) -> Invoke:
-    """Invoke the template's function a schedule targets, by its ARN (a version or alias suffix is ignored)."""
-    by_arn = {function.arn: function for function in stack.functions.values()}
+def _order(item: Due) -> tuple[str, str, int]:
+    if isinstance(item, Schedule):
+        return item.group, item.name, 1
+    return item.group, item.schedule, item.attempt
 
-    def invoke(arn: str, event: Any) -> Any:
-        function = by_arn.get(arn) or next((f for a, f in by_arn.items() if arn.startswith(a + ":")), None)
-        if function is None:
-            raise LookupError(f"no local function has the ARN {arn!r}")
-        return function.invoke(event)
 
-    return invoke
+def async_targets(stack: LocalStack) -> dict[str, AsyncTarget]:
+    """The template's functions by ARN, each with its EventInvokeConfig."""
+    if stack.intrinsics is None:
+        raise RuntimeError("the local stack is not started")
+    return {
+        function.arn: AsyncTarget(
+            function.arn, function.invoke, EventInvokeConfig.of_function(stack.intrinsics, logical_id)
+        )
+        for logical_id, function in stack.functions.items()
+    }
+
+
+def queue_delivery(stack: LocalStack) -> Deliver:
+    """Send a message to one of the stack's queues in moto, named by its ARN."""
+    queues = {r.attributes["Arn"]: r for r in stack.physical.values() if "QueueUrl" in r.attributes}
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoint_url, region_name=stack.config.region, **FAKE_CREDENTIALS)
+
+    def deliver(arn: str, body: str) -> str:
+        if arn not in queues:
+            raise LookupError(arn)
+        sqs.send_message(QueueUrl=queues[arn].ref, MessageBody=body)
+        return queues[arn].attributes["QueueName"]
+
+    return deliver
 
 
 class SchedulerExtension:
@@ -350,11 +602,17 @@ class SchedulerExtension:
 
             self.clock = LOCAL_VIRTUAL_CLOCK
         resources = stack.template.get("Resources", {})
-        groups = tuple(
+        groups = [
             stack.physical[logical_id].ref
             for logical_id, resource in resources.items()
             if resource.get("Type") == "AWS::Scheduler::ScheduleGroup" and logical_id in stack.physical
-        )
+        ]
+        # The template's own schedules may be in the default group: arn:...:schedule/<group>/<name>.
+        groups += [
+            stack.physical[logical_id].attributes["Arn"].split("/")[-2]
+            for logical_id, resource in resources.items()
+            if resource.get("Type") == "AWS::Scheduler::Schedule" and logical_id in stack.physical
+        ]
         if not groups:
             return
         client = boto3.client(
@@ -362,14 +620,15 @@ class SchedulerExtension:
         )
         self.emulator = SchedulerEmulator(
             client,
-            groups,
-            function_invoker(stack),
+            tuple(dict.fromkeys(groups)),
+            AsyncInvocations(async_targets(stack), queue_delivery(stack)),
             self.clock,
             drain=self._drain if self.pumps is not None else None,
             tick_seconds=self.tick_seconds,
         )
         stack.add_service(self.emulator)
-        stack.add_banner_line("Scheduler", f"fires the schedules of {', '.join(groups)} (cron, rate, at)")
+        listed = ", ".join(self.emulator.groups)
+        stack.add_banner_line("Scheduler", f"fires the schedules of {listed} (cron, rate, at; Lambda's retries)")
 
     def _drain(self, timeout: float) -> None:
         for pump in self.pumps.pumps.values() if self.pumps is not None else ():

@@ -121,7 +121,7 @@ class LocalStack:
             self.template, parameters, {}, stack_name=config.stack_name, region=config.region, account_id=ACCOUNT_ID
         )
         made_up = plausible_resources(naming, stack_name=config.stack_name)
-        created = provision(naming, endpoint_url=self.endpoint_url, stack_name=config.stack_name)
+        created = provision(naming, endpoint_url=self.endpoint_url, stack_name=config.stack_name, plausible=made_up)
         self.physical = {**made_up, **created}
         self.intrinsics = Intrinsics(self.template, parameters, self.physical, naming.pseudo)
         environments = function_environments(self.intrinsics)

@@ -19,6 +19,8 @@ from infra.local.web import HttpResponse, json_response
 
 API_VERSION = "2010-04-01"
 MAX_BODY_CHARS = 1600
+VALIDITY_PERIODS = range(1, 36001)  # seconds a message may wait in Twilio's queue (ValidityPeriod)
+VALIDITY_PERIOD_EXPIRED = 30036  # the error code of a message that waited longer
 
 # Twilio's documented magic test numbers (test credentials), with the error each one gives.
 MAGIC_TO = {
@@ -99,6 +101,7 @@ class SentMessage:
     date_sent: datetime | None = None
     error_code: int | None = None
     error_message: str | None = None
+    validity_period: int | None = None  # seconds, as the send asked; not part of Twilio's resource
     sequence: int = 0  # creation order: newest first in lists even within one second
     callbacks: list[str] = field(default_factory=list)  # statuses posted to status_callback
 
@@ -149,6 +152,14 @@ class SentMessage:
         if self.status == "delivered" and self.date_sent is not None:
             params["RawDlrDoneDate"] = self.date_updated.strftime("%y%m%d%H%M")
         return params
+
+
+def validity_period(value: str) -> int:
+    """A ValidityPeriod form value in seconds: a whole number 1-36000. ValueError otherwise (Twilio's 21624)."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or int(text) not in VALIDITY_PERIODS:
+        raise ValueError(f"invalid validity period {value!r}")
+    return int(text)
 
 
 def sent_on(value: str) -> tuple[datetime, datetime]:

@@ -1,5 +1,6 @@
-"""The fake Twilio, read with twilio's own client: Twilio's JSON and paging, filters, auth, faults, and
-signed status callbacks that twilio's RequestValidator accepts. Over real HTTP on 127.0.0.1."""
+"""The fake Twilio, read with twilio's own client: Twilio's JSON and paging, filters, auth, faults (queued
+and a time window on the fake's clock), ValidityPeriod, and signed status callbacks that twilio's
+RequestValidator accepts. Over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,7 @@ from twilio.rest import Client
 
 from coach.adapters.twilio_http import CoachTwilioHttpClient
 from infra.local.config import ConfigError, LocalConfig, TwilioAccount
-from tests.support.twilio import ACCOUNT, CallbackSink, ServedFake, callback_sink
+from tests.support.twilio import ACCOUNT, CallbackSink, ServedFake, callback_sink, serve_fake_twilio
 
 ALICE, BOB = "+12065550100", "+12065550101"
 
@@ -36,6 +38,34 @@ def sink_once() -> Iterator[CallbackSink]:
 def sink(sink_once: CallbackSink) -> CallbackSink:
     sink_once.received.clear()
     return sink_once
+
+
+class ManualClock:
+    """The fake's clock, moved only by the test (in the local stack: the virtual clock)."""
+
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture(scope="module")
+def timed_once() -> Iterator[tuple[ServedFake, ManualClock]]:
+    clock = ManualClock()
+    with serve_fake_twilio(clock=clock.now) as served:
+        yield served, clock
+
+
+@pytest.fixture
+def timed(timed_once: tuple[ServedFake, ManualClock]) -> tuple[ServedFake, ManualClock]:
+    """A fake Twilio on a clock the test moves, idle, with no messages and no faults."""
+    served, clock = timed_once
+    assert served.fake.wait_idle()
+    served.fake.forget_messages()
+    served.fake.clear_faults()
+    clock.moment = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    return timed_once
 
 
 def client(served: ServedFake, account: TwilioAccount = ACCOUNT, token: str | None = None) -> Any:
@@ -223,11 +253,173 @@ def test_faults_can_be_queued_listed_and_dropped_over_http(served: ServedFake) -
     assert listed == {
         "send": [{"status": 429, "code": None, "record": False}] * 2,
         "delivery": [{"status": "failed", "error_code": 21610}],
+        "window": None,
     }
     assert raw(served, "POST", faults, {"status": 200})[0] == 400
     assert raw(served, "POST", faults, [1])[0] == 400
     raw(served, "DELETE", faults)
-    assert raw(served, "GET", faults)[1] == {"send": [], "delivery": []}
+    assert raw(served, "GET", faults)[1] == {"send": [], "delivery": [], "window": None}
+
+
+def send_fails(served: ServedFake) -> tuple[int, int] | None:
+    """(status, code) of a send that failed, None when it was taken."""
+    try:
+        client(served).messages.create(to=ALICE, from_=ACCOUNT.from_number, body="hi")
+    except TwilioRestException as exc:
+        return exc.status, exc.code
+    return None
+
+
+def test_a_time_window_fails_every_send_until_the_fakes_clock_reaches_its_end(
+    timed: tuple[ServedFake, ManualClock],
+) -> None:
+    served, clock = timed
+    served.fake.fail_until(clock.moment + timedelta(hours=2), 503)
+    served.fake.fail_next(429)
+
+    during = [send_fails(served) for _ in range(3)]
+    clock.moment += timedelta(hours=1, minutes=59, seconds=59)
+    at_the_end = send_fails(served)
+    clock.moment += timedelta(seconds=1)
+    after = send_fails(served)
+
+    assert during == [(429, 20429), (503, 20503), (503, 20503)]  # the queued failure comes first
+    assert at_the_end == (503, 20503)
+    assert after is None
+    assert len(served.fake.messages()) == 1
+
+
+def test_a_time_window_can_carry_a_twilio_error_code(timed: tuple[ServedFake, ManualClock]) -> None:
+    served, clock = timed
+    served.fake.fail_until(clock.moment + timedelta(minutes=5), 429, code=20429)
+
+    assert send_fails(served) == (429, 20429)
+    with pytest.raises(ValueError, match="after the fake's now"):
+        served.fake.fail_until(clock.moment - timedelta(minutes=5))
+    with pytest.raises(ValueError, match="timezone"):
+        served.fake.fail_until(datetime(2026, 6, 2, 10, 0))  # naive: no zone
+
+
+def test_a_time_window_is_opened_shown_and_closed_over_http(timed: tuple[ServedFake, ManualClock]) -> None:
+    served, clock = timed
+    faults = f"{served.base_url}/_local/twilio/faults"
+
+    status, answer = raw(served, "POST", faults, {"status": 503, "minutes": 120})
+    assert status == 200
+    assert answer["window"] == {"until": "2026-06-01T11:00:00Z", "status": 503, "code": None, "active": True}
+    assert send_fails(served) == (503, 20503)
+
+    clock.moment += timedelta(minutes=121)
+    assert raw(served, "GET", faults)[1]["window"]["active"] is False
+    assert send_fails(served) is None
+
+    status, answer = raw(served, "POST", faults, {"status": 500, "code": 20500, "until": "2026-06-02T10:00:00Z"})
+    assert (status, answer["window"]["until"], answer["window"]["status"]) == (200, "2026-06-02T10:00:00Z", 500)
+    assert send_fails(served) == (500, 20500)
+
+    raw(served, "DELETE", faults)
+    assert raw(served, "GET", faults)[1] == {"send": [], "delivery": [], "window": None}
+    assert send_fails(served) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"status": 503, "minutes": 0}, "minutes must be more than 0"),
+        ({"status": 503, "minutes": -5}, "minutes must be more than 0"),
+        ({"status": 503, "minutes": 10081}, "at most 10080"),
+        ({"status": 503, "minutes": "60"}, "minutes must be a number"),
+        ({"status": 503, "minutes": True}, "minutes must be a number"),
+        ({"status": 503, "until": "tomorrow"}, "until must be an ISO 8601 time with a zone"),
+        ({"status": 503, "until": "2026-06-02T10:00:00"}, "until must be an ISO 8601 time with a zone"),
+        ({"status": 503, "until": 1780000000}, "until must be an ISO 8601 time with a zone"),
+        ({"status": 503, "until": "2026-05-31T10:00:00Z"}, "until must be after the fake's now (2026-06-01T09:00:00Z)"),
+        ({"status": 503, "minutes": 5, "until": "2026-06-02T10:00:00Z"}, "minutes or until, not both"),
+        ({"status": 200, "minutes": 5}, "status must be 4xx or 5xx"),
+        ({"status": "503", "minutes": 5}, "status must be a whole number"),
+        ({"status": 503, "code": "x", "minutes": 5}, "code must be a whole number"),
+        ({"status": 503, "minutes": 5, "count": 2}, "not count"),
+    ],
+)
+def test_a_bad_time_window_is_400_saying_why(timed: tuple[ServedFake, ManualClock], body: Any, says: str) -> None:
+    served, _ = timed
+    faults = f"{served.base_url}/_local/twilio/faults"
+
+    status, answer = raw(served, "POST", faults, body)
+
+    assert status == 400
+    assert says in answer["message"]
+    assert raw(served, "GET", faults)[1]["window"] is None
+
+
+def post_form(served: ServedFake, form: dict[str, str]) -> tuple[int, Any]:
+    """A send as Twilio's wire sees it, for values twilio's client would not send."""
+    token = base64.b64encode(":".join(credentials()).encode()).decode()
+    request = urllib.request.Request(
+        served.messages_url,
+        data=urllib.parse.urlencode(form).encode(),
+        method="POST",
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.loads(err.read())
+
+
+def test_a_validity_period_is_kept_with_the_message_not_in_twilios_resource(
+    served: ServedFake, sink: CallbackSink
+) -> None:
+    url = f"{sink.base_url}/twilio/status"
+    plain = client(served).messages.create(to=ALICE, from_=ACCOUNT.from_number, body="hi")
+    sent = client(served).messages.create(
+        to=ALICE, from_=ACCOUNT.from_number, body="hi", validity_period=600, status_callback=url
+    )
+    assert served.fake.wait_idle()
+
+    assert served.fake.validity_period(sent.sid) == 600
+    assert served.fake.validity_period(plain.sid) is None
+    resources = {m["sid"]: m for m in served.fake.messages()}
+    assert set(resources[sent.sid]) == set(resources[plain.sid])  # Twilio's shape, nothing added
+    assert [c.form["MessageStatus"] for c in sink.received] == ["sent", "delivered"]  # within its period
+    with pytest.raises(KeyError):
+        served.fake.validity_period("SMnope")
+
+
+@pytest.mark.parametrize("value", ["0", "36001", "-5", "1.5", "ten", "", " ", "١٢"])
+def test_a_validity_period_outside_1_to_36000_seconds_is_refused(served: ServedFake, value: str) -> None:
+    status, answer = post_form(
+        served, {"To": ALICE, "From": ACCOUNT.from_number, "Body": "hi", "ValidityPeriod": value}
+    )
+
+    assert (status, answer["code"], answer["message"]) == (400, 21624, "Invalid validity period value")
+    assert served.fake.messages() == []
+
+
+def test_the_longest_validity_period_is_taken(served: ServedFake) -> None:
+    status, answer = post_form(
+        served, {"To": ALICE, "From": ACCOUNT.from_number, "Body": "hi", "ValidityPeriod": "36000"}
+    )
+
+    assert status == 201
+    assert served.fake.validity_period(answer["sid"]) == 36000
+
+
+def test_a_message_queued_longer_than_its_validity_period_fails_with_30036(sink: CallbackSink) -> None:
+    url = f"{sink.base_url}/twilio/status"
+    with serve_fake_twilio(delivery_delay_seconds=30) as slow:  # expires at once: the test waits for nothing
+        sent = client(slow).messages.create(
+            to=ALICE, from_=ACCOUNT.from_number, body="hi", validity_period=5, status_callback=url
+        )
+        assert slow.fake.wait_idle(timeout=5)
+
+        fetched = client(slow).messages(sent.sid).fetch()
+
+    assert sent.status == "queued"
+    assert (fetched.status, fetched.error_code, fetched.date_sent) == ("failed", 30036, None)
+    assert [(c.form["MessageStatus"], c.form.get("ErrorCode")) for c in sink.received] == [("failed", "30036")]
 
 
 def test_a_lost_answer_still_takes_the_message(served: ServedFake) -> None:

@@ -1,13 +1,16 @@
 """The local stack's scheduler emulator and virtual clock, in this process with a stand-in prompt generator:
-schedules are written by the real EventBridgeScheduler adapter into moto, and fire as EventBridge Scheduler
-would fire them, each at its own moment of the virtual clock. One stack for the module (moto's state is
-process-wide); the clock is the module's own, so the process-wide LOCAL_VIRTUAL_CLOCK is left alone."""
+schedules are written by the real EventBridgeScheduler adapter into moto (and the template's own by the
+stack), and fire as EventBridge Scheduler would fire them, each at its own moment of the virtual clock,
+with Scheduler's context attributes in their input. One stack for the module (moto's state is
+process-wide); the clock is the module's own, so the process-wide LOCAL_VIRTUAL_CLOCK is left alone.
+Lambda's retries of failed firings: test_local_async_invoke.py."""
 
 from __future__ import annotations
 
 import io
 import itertools
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -22,11 +25,18 @@ import pytest
 
 from coach.adapters.clock import VirtualClock
 from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
-from coach.domain.schedules import daily_schedule_name, one_time_schedule_name
+from coach.domain.schedules import (
+    SCHEDULED_TIME,
+    ScheduleSpec,
+    at_expression,
+    daily_cron,
+    daily_schedule_name,
+    reminder_schedule_name,
+)
 from infra.local import LocalConfig, LocalStack
 from infra.local.clock import ClockExtension
 from infra.local.pump import QueuePumpExtension
-from infra.local.scheduler import SchedulerEmulator, SchedulerExtension
+from infra.local.scheduler import SchedulerEmulator, SchedulerExtension, iso
 from tests.support.aws import local_client as aws
 
 ROLE = "arn:aws:iam::123456789012:role/scheduler"
@@ -54,13 +64,15 @@ class StandIns:
         now = self.clock.now()
         with self._lock:
             self.calls.append(Call("prompt_generator", event, now))
+        if event["kind"] == "watchdog":  # the template's own schedule, once a day
+            return {"checked": 0}
         pid = event["participant_id"]
         if pid in self.broken:
             raise RuntimeError("the prompt generator failed")
         if event["kind"] == "daily_nudge" and pid.startswith("remind"):  # as the real one: a reminder in 5 h
             key = f"nudge#{pid}#{now.date()}"
             payload = {"participant_id": pid, "kind": "reminder", "nudge_key": key}
-            adapter(self.running()).put_once(one_time_schedule_name(pid, key), now + timedelta(hours=5), payload)
+            put_once(self.running(), reminder_schedule_name(pid), now + timedelta(hours=5), payload)
         if pid.startswith("queue"):  # work for the conversation function, as an engine effect would queue
             aws(self.running(), "sqs").send_message(
                 QueueUrl=self.running().physical["InboundQueue"].ref,
@@ -119,7 +131,8 @@ def emulator(stack: LocalStack, scheduler_extension: SchedulerExtension) -> Iter
     yield scheduler_extension.emulator
     client = aws(stack, "scheduler")  # recurring schedules of one test must not fire in the next
     for schedule in client.list_schedules(GroupName=group(stack))["Schedules"]:
-        client.delete_schedule(Name=schedule["Name"], GroupName=group(stack))
+        if schedule["Name"] != stack.physical["WatchdogSchedule"].ref:  # the template's stays, as deployed
+            client.delete_schedule(Name=schedule["Name"], GroupName=group(stack))
 
 
 def group(stack: LocalStack) -> str:
@@ -131,10 +144,20 @@ def adapter(stack: LocalStack) -> EventBridgeScheduler:
     return EventBridgeScheduler(group(stack), ROLE, target, client=aws(stack, "scheduler"))
 
 
-def raw_schedule(stack: LocalStack, name: str, expression: str, **extra: Any) -> None:
+def put_daily(stack: LocalStack, participant_id: str, hhmm: str, timezone: str) -> None:
+    """The daily schedule coach.domain.schedules.desired_schedules would have."""
+    payload = {"participant_id": participant_id, "kind": "daily_nudge", "scheduled_time": SCHEDULED_TIME}
+    adapter(stack).put(ScheduleSpec(daily_schedule_name(participant_id), daily_cron(hhmm), timezone, payload))
+
+
+def put_once(stack: LocalStack, name: str, due: datetime, payload: dict[str, Any]) -> None:
+    adapter(stack).put(ScheduleSpec(name, at_expression(due), "UTC", payload, one_time=True))
+
+
+def raw_schedule(stack: LocalStack, name: str, expression: str, payload: Any = None, **extra: Any) -> None:
     """A schedule written directly, for what our adapter never writes (DISABLED, rate, invalid cron)."""
     target = {"Arn": stack.functions["PromptGeneratorFunction"].arn, "RoleArn": ROLE}
-    target["Input"] = json.dumps({"participant_id": name, "kind": "daily_nudge"})
+    target["Input"] = json.dumps(payload or {"participant_id": name, "kind": "daily_nudge"})
     aws(stack, "scheduler").create_schedule(
         Name=name,
         GroupName=group(stack),
@@ -158,7 +181,7 @@ def post(stack: LocalStack, path: str, body: bytes) -> tuple[int, Any]:
 def test_a_daily_schedule_fires_once_each_local_morning_at_that_moment(
     stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns
 ) -> None:
-    adapter(stack).put_daily("daily-1", "07:30", "Asia/Kolkata")
+    put_daily(stack, "daily-1", "07:30", "Asia/Kolkata")
 
     fired = emulator.advance(timedelta(days=3))
 
@@ -167,10 +190,12 @@ def test_a_daily_schedule_fires_once_each_local_morning_at_that_moment(
     assert len(calls) == 3
     assert len({moment.date() for moment in local}) == 3
     assert all((m.hour, m.minute) == (7, 30) and m.second < 5 for m in local)  # the clock stood at the firing
-    assert [c.event for c in calls] == [{"participant_id": "daily-1", "kind": "daily_nudge"}] * 3
     reported = [f for f in fired if f.participant_id == "daily-1"]
     assert all(f.schedule == daily_schedule_name("daily-1") and f.result == "ok" for f in reported)
     assert [f.at.astimezone(KOLKATA).strftime("%H:%M") for f in reported] == ["07:30"] * len(reported)
+    assert [c.event for c in calls] == [  # Scheduler put the slot's time in: each morning its own
+        {"participant_id": "daily-1", "kind": "daily_nudge", "scheduled_time": iso(f.at)} for f in reported
+    ]
 
 
 def test_a_one_time_schedule_fires_once_and_is_deleted(
@@ -178,15 +203,15 @@ def test_a_one_time_schedule_fires_once_and_is_deleted(
 ) -> None:
     due = stand_ins.clock.now() + timedelta(minutes=30)
     payload = {"participant_id": "once-1", "kind": "reminder", "nudge_key": "nudge#once-1#day"}
-    adapter(stack).put_once("once-once-1", due, payload)
+    put_once(stack, "once-once-1", due, {**payload, "scheduled_time": SCHEDULED_TIME})
 
     first = emulator.advance(timedelta(hours=1))
     again = emulator.advance(timedelta(days=1))
 
     [firing] = [f for f in first if f.participant_id == "once-1"]
-    assert (firing.schedule, firing.kind, firing.result) == ("once-once-1", "reminder", "ok")
+    assert (firing.schedule, firing.kind, firing.result, firing.attempt) == ("once-once-1", "reminder", "ok", 1)
     assert firing.at == due.replace(microsecond=0)  # at() is written to the second
-    assert [c.event for c in stand_ins.of("once-1")] == [payload]
+    assert [c.event for c in stand_ins.of("once-1")] == [{**payload, "scheduled_time": iso(firing.at)}]
     assert not [f for f in again if f.participant_id == "once-1"]
     with pytest.raises(aws(stack, "scheduler").exceptions.ResourceNotFoundException):
         aws(stack, "scheduler").get_schedule(Name="once-once-1", GroupName=group(stack))
@@ -196,7 +221,7 @@ def test_a_one_time_schedule_already_past_fires_at_the_next_check(
     stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns
 ) -> None:
     past = stand_ins.clock.now() - timedelta(minutes=10)
-    adapter(stack).put_once("once-late-1", past, {"participant_id": "late-1", "kind": "transition"})
+    put_once(stack, "once-late-1", past, {"participant_id": "late-1", "kind": "transition"})
 
     deadline = time.monotonic() + 10  # the emulator's own tick, every second of real time
     while not stand_ins.of("late-1") and time.monotonic() < deadline:
@@ -218,7 +243,7 @@ def test_a_disabled_schedule_does_not_fire(stack: LocalStack, emulator: Schedule
 def test_a_reminder_a_nudge_schedules_inside_the_span_fires_in_the_same_advance(
     stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns
 ) -> None:
-    adapter(stack).put_daily("remind-1", "07:30", "Asia/Kolkata")
+    put_daily(stack, "remind-1", "07:30", "Asia/Kolkata")
 
     fired = emulator.advance(timedelta(hours=29))  # a morning, and five hours after it, whatever the hour now
 
@@ -235,13 +260,23 @@ def test_firings_run_in_time_order_across_schedules_and_a_failure_stops_nothing(
     stand_ins.broken.add("broken-1")
     start = stand_ins.clock.now()
     for pid, minutes in (("order-c", 50), ("broken-1", 20), ("order-a", 10), ("order-b", 30)):
-        adapter(stack).put_once(f"once-{pid}", start + timedelta(minutes=minutes), {"participant_id": pid, "kind": "x"})
+        put_once(stack, f"once-{pid}", start + timedelta(minutes=minutes), {"participant_id": pid, "kind": "x"})
 
     fired = [f for f in emulator.advance(timedelta(hours=1)) if f.schedule.startswith("once-")]
 
-    assert [f.participant_id for f in fired] == ["order-a", "broken-1", "order-b", "order-c"]
+    # Lambda retries the failure at +1 and +3 minutes, in time order with the other firings.
+    assert [(f.participant_id, f.attempt) for f in fired] == [
+        ("order-a", 1),
+        ("broken-1", 1),
+        ("broken-1", 2),
+        ("broken-1", 3),
+        ("order-b", 1),
+        ("order-c", 1),
+    ]
     assert fired == sorted(fired, key=lambda f: f.at)
-    assert fired[1].result == "error: RuntimeError: the prompt generator failed"
+    assert {f.result for f in fired if f.participant_id == "broken-1"} == {
+        "error: RuntimeError: the prompt generator failed"
+    }
     assert {f.result for f in fired if f.participant_id != "broken-1"} == {"ok"}
 
 
@@ -250,14 +285,14 @@ def test_the_queue_is_drained_after_each_firing_before_the_next(
 ) -> None:
     start = stand_ins.clock.now()
     for pid, minutes in (("queue-1", 10), ("queue-2", 20)):
-        adapter(stack).put_once(f"once-{pid}", start + timedelta(minutes=minutes), {"participant_id": pid, "kind": "x"})
+        put_once(stack, f"once-{pid}", start + timedelta(minutes=minutes), {"participant_id": pid, "kind": "x"})
 
     emulator.advance(timedelta(minutes=30))
 
     order = [
         (c.function, c.event["participant_id"])
         for c in stand_ins.calls
-        if c.event["participant_id"] in ("queue-1", "queue-2")
+        if c.event.get("participant_id") in ("queue-1", "queue-2")
     ]
     assert order == [
         ("prompt_generator", "queue-1"),
@@ -291,6 +326,52 @@ def test_start_and_end_dates_bound_a_recurring_schedule(
 
     hours = [round((c.now - now) / timedelta(hours=1), 2) for c in stand_ins.of("bounded-1")]
     assert hours == [2, 3, 4, 5]  # StartDate is the rate's origin; EndDate is the last moment it may fire
+
+
+def test_the_input_gets_schedulers_context_attributes_at_each_firing(
+    stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns
+) -> None:
+    placeholders = {
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+        "schedule_arn": "<aws.scheduler.schedule-arn>",
+        "execution_id": "<aws.scheduler.execution-id>",
+        "attempt": "<aws.scheduler.attempt-number>",
+    }
+    raw_schedule(stack, "context-1", "rate(1 hour)", {"participant_id": "context-1", "kind": "x", **placeholders})
+
+    fired = [f for f in emulator.advance(timedelta(hours=1, minutes=30)) if f.schedule == "context-1"]
+
+    events = [c.event for c in stand_ins.of("context-1")]
+    assert len(events) == len(fired) == 2  # when created, and an hour later
+    arn = f"arn:aws:scheduler:us-east-1:123456789012:schedule/{group(stack)}/context-1"
+    for firing, event in zip(fired, events, strict=True):
+        assert event["scheduled_time"] == iso(firing.at.replace(microsecond=0))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["scheduled_time"])
+        assert event["schedule_arn"] == arn
+        assert re.fullmatch(r"[0-9a-f]{16}", event["execution_id"])
+        assert event["attempt"] == "1"
+    assert events[0]["execution_id"] != events[1]["execution_id"]
+
+
+def test_the_templates_watchdog_schedule_is_in_moto_and_fires_once_a_day_at_11_utc(
+    stack: LocalStack, emulator: SchedulerEmulator, stand_ins: StandIns
+) -> None:
+    name = stack.physical["WatchdogSchedule"].ref
+    schedule = aws(stack, "scheduler").get_schedule(Name=name, GroupName=group(stack))
+    assert name == "sms-habit-coach-local-watchdog-schedule"
+    assert (schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"]) == ("cron(0 11 * * ? *)", "UTC")
+    assert schedule["Target"]["Arn"] == stack.functions["PromptGeneratorFunction"].arn
+    assert schedule["Target"]["RoleArn"] == stack.physical["SchedulerInvokeRole"].attributes["Arn"]
+    assert schedule["Target"]["DeadLetterConfig"]["Arn"] == stack.physical["NudgeDeadLetterQueue"].attributes["Arn"]
+    seen = len(stand_ins.calls)
+
+    fired = [f for f in emulator.advance(timedelta(days=3)) if f.schedule == name]
+
+    assert [(f.kind, f.result) for f in fired] == [("watchdog", "ok")] * 3
+    assert [f.at.astimezone(UTC).strftime("%H:%M:%S") for f in fired] == ["11:00:00"] * 3
+    assert len({f.at.astimezone(UTC).date() for f in fired}) == 3
+    watched = [c.event for c in stand_ins.calls[seen:] if c.event.get("kind") == "watchdog"]
+    assert watched == [{"kind": "watchdog", "scheduled_time": iso(f.at)} for f in fired]
 
 
 def test_an_input_that_is_not_json_is_reported(stack: LocalStack, emulator: SchedulerEmulator) -> None:
@@ -328,7 +409,7 @@ def test_the_clock_endpoints_read_and_advance_the_clock(
     with urllib.request.urlopen(stack.base_url + "/_local/clock", timeout=5) as response:
         before = json.loads(response.read())
     due = datetime.fromisoformat(before["now"]) + timedelta(minutes=90)
-    adapter(stack).put_once("once-http-1", due, {"participant_id": "http-1", "kind": "reminder"})
+    put_once(stack, "once-http-1", due, {"participant_id": "http-1", "kind": "reminder"})
 
     status, answer = post(stack, "/_local/clock/advance", b'{"minutes": 120}')
 
@@ -343,6 +424,7 @@ def test_the_clock_endpoints_read_and_advance_the_clock(
         "kind": "reminder",
         "participant_id": "http-1",
         "result": "ok",
+        "attempt": 1,
     }
     assert stack.environment["VIRTUAL_CLOCK"] == "true"
 

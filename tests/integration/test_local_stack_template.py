@@ -33,6 +33,7 @@ def local_intrinsics(shell: dict[str, str] | None = None, template: dict[str, An
         "CoachTable": PhysicalResource("stk", {"Arn": "arn:table"}),
         "InboundQueue": PhysicalResource("http://moto/123/stk-inbound.fifo", {"Arn": "arn:aws:sqs:q"}),
         "NudgeScheduleGroup": PhysicalResource("stk-nudges", {"Arn": "arn:group"}),
+        "NudgeDeadLetterQueue": PhysicalResource("http://moto/123/stk-nudge-dlq", {"Arn": "arn:aws:sqs:dlq"}),
     }
     return Intrinsics(template, parameters, physical, naming.pseudo)
 
@@ -134,6 +135,10 @@ def test_each_function_gets_the_globals_and_its_own_variables_resolved_locally()
     conversation = environments["ConversationFunction"]
     assert conversation["STATUS_CALLBACK_URL"] == "https://abc.ngrok.app/twilio/status"
     assert conversation["SCHEDULER_ROLE_ARN"] == "arn:aws:iam::123:role/stk-SchedulerInvokeRole"
+    # The prompt generator's ARN, named from its fixed FunctionName, is the one its local function answers to.
+    arn = "arn:aws:lambda:us-east-1:123:function:stk-prompt-generator"
+    assert enrollment["PROMPT_GENERATOR_ARN"] == conversation["PROMPT_GENERATOR_ARN"] == arn
+    assert local_intrinsics().resources["PromptGeneratorFunction"].attributes["Arn"] == arn
 
 
 def test_the_shared_environment_is_the_union_with_one_service_name() -> None:
