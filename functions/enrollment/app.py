@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from coach.bootstrap import enrollment_service
-from coach.domain.message import Message
+from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.http import error_responses, guard_json_request, register_error_handlers
 from coach.observability import logger, metrics, tracer
@@ -46,6 +46,11 @@ class ParticipantPage(BaseModel):
 
 class MessagePage(BaseModel):
     items: list[Message]
+    next_token: str | None = None
+
+
+class EventPage(BaseModel):
+    items: list[ResearchEvent]
     next_token: str | None = None
 
 
@@ -158,6 +163,20 @@ def reset_participant(id: ParticipantId) -> ConversationView:
 def list_messages(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> MessagePage:
     page = enrollment_service().transcript(id, limit=limit, next_token=next_token)
     return MessagePage(items=list(page.items), next_token=page.next_token)
+
+
+@app.get(
+    "/conversation/participants/<id>/events",
+    summary="The participant's research events, oldest first",
+    description=(
+        "Every decision point (nudge_decision, decision_missed, nudge_expired), consent, profile and status "
+        "change, and every message withheld or cancelled with its reason."
+    ),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+def list_events(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> EventPage:
+    page = enrollment_service().events(id, limit=limit, next_token=next_token)
+    return EventPage(items=list(page.items), next_token=page.next_token)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -5,7 +5,8 @@
 
 Every handler reads the clock with VIRTUAL_CLOCK=true (coach.bootstrap.default_clock), set here. Advancing
 fires, one at a time and each at its own moment, every schedule that falls due on the way (see
-infra/local/scheduler.py); "fired" lists them in order: schedule, at, kind, participant_id, result.
+infra/local/scheduler.py); "fired" lists them in order: schedule, at, kind, participant_id, result,
+attempt (Lambda's retries of a failed firing are attempts 2 and 3).
 """
 
 from __future__ import annotations

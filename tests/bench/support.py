@@ -141,10 +141,11 @@ def _memory_stores() -> tuple[Any, Any]:
 
 
 class _NoScheduler:
-    def put_daily(self, participant_id: str, hhmm: str, timezone: str) -> None: ...
-    def delete_daily(self, participant_id: str) -> None: ...
-    def put_once(self, name: str, at: Any, payload: dict[str, Any]) -> None: ...
-    def delete_once(self, name: str) -> None: ...
+    def get(self, name: str) -> None:
+        return None
+
+    def put(self, spec: Any, *, exists: bool | None = None) -> None: ...
+    def delete(self, name: str) -> None: ...
 
 
 def nudge_timings(count: int, *, in_memory: bool = False) -> tuple[list[float], Counter[str]]:
@@ -196,7 +197,7 @@ def nudge_timings(count: int, *, in_memory: bool = False) -> tuple[list[float], 
             if not in_memory:  # clients built inside, so their requests are counted
                 participants, conversation = _stores()
                 scheduler = EventBridgeScheduler(
-                    group, scheduler.role_arn, scheduler.target_arn, boto3.client("scheduler")
+                    group, scheduler.role_arn, scheduler.target_arn, client=boto3.client("scheduler")
                 )
             service = build_nudge_service(
                 settings,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,8 +14,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Local stack ready"
@@ -117,3 +123,64 @@ def wait_until_ready(stack: RunningStack) -> None:
         except subprocess.TimeoutExpired:
             continue
         raise AssertionError(f"the local stack exited with {code}:\n{stack.output()}\n{stack.errors()}")
+
+
+# --- the virtual clock and what the stack recorded -------------------------------------------------
+
+
+def clock_now(stack: RunningStack) -> datetime:
+    reply = stack.request("GET", "/_local/clock", key=None)
+    assert reply.status == 200, reply.body
+    return datetime.fromisoformat(reply.json()["now"])
+
+
+def advance(stack: RunningStack, minutes: int) -> list[dict[str, Any]]:
+    """Move the virtual clock on; what fired on the way (every attempt of every firing)."""
+    reply = stack.request("POST", "/_local/clock/advance", {"minutes": minutes}, key=None)
+    assert reply.status == 200, reply.body
+    fired: list[dict[str, Any]] = reply.json()["fired"]
+    return fired
+
+
+def advance_to(stack: RunningStack, moment: datetime) -> list[dict[str, Any]]:
+    """Move the virtual clock to just past `moment` (whole minutes, as the endpoint takes them)."""
+    return advance(stack, math.ceil((moment - clock_now(stack)) / timedelta(minutes=1)))
+
+
+def drain(stack: RunningStack) -> None:
+    reply = stack.request("POST", "/_local/pump/drain", {"timeout_seconds": 20}, key=None)
+    assert reply.status == 200, reply.body
+
+
+def next_local(now: datetime, zone: ZoneInfo, at: clock_time) -> datetime:
+    """The next moment after `now` that reads `at` in `zone`."""
+    local = now.astimezone(zone)
+    today = datetime.combine(local.date(), at, tzinfo=zone)
+    return today if today > local else datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
+
+
+def created(message: dict[str, Any]) -> datetime:
+    """When the fake Twilio took a message (its date_created, RFC 2822 as Twilio writes it)."""
+    return parsedate_to_datetime(message["date_created"]).astimezone(UTC)
+
+
+def research_events(stack: RunningStack, participant_id: str) -> list[dict[str, Any]]:
+    """Every research event of the participant, through the researchers' API."""
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        query = f"?limit=100&next_token={token}" if token else "?limit=100"
+        reply = stack.request("GET", f"/conversation/participants/{participant_id}/events{query}")
+        assert reply.status == 200, reply.body
+        page = reply.json()
+        found.extend(page["items"])
+        token = page["next_token"]
+        if not token:
+            return found
+
+
+def moto_endpoint(stack: RunningStack) -> str:
+    """The URL of the stack's moto server, as its banner prints it."""
+    found = re.search(r"AWS \(moto\)\s+(http://\S+)", stack.output())
+    assert found, stack.output()
+    return found.group(1)

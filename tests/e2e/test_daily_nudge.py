@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from infra.sms import Target, inbound_form, replies_to, send, signed_webhook
-from tests.e2e.local_stack import RunningStack, free_port, start_stack
+from tests.e2e.local_stack import (
+    RunningStack,
+    advance,
+    clock_now,
+    created,
+    drain,
+    free_port,
+    next_local,
+    start_stack,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,36 +40,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     running.stop()
 
 
-def clock_now(stack: RunningStack) -> datetime:
-    reply = stack.request("GET", "/_local/clock", key=None)
-    assert reply.status == 200, reply.body
-    return datetime.fromisoformat(reply.json()["now"])
-
-
-def advance(stack: RunningStack, minutes: int) -> list[dict[str, Any]]:
-    reply = stack.request("POST", "/_local/clock/advance", {"minutes": minutes}, key=None)
-    assert reply.status == 200, reply.body
-    fired: list[dict[str, Any]] = reply.json()["fired"]
-    return fired
-
-
-def drain(stack: RunningStack) -> None:
-    reply = stack.request("POST", "/_local/pump/drain", {"timeout_seconds": 20}, key=None)
-    assert reply.status == 200, reply.body
-
-
 def next_morning(now: datetime, zone: ZoneInfo) -> datetime:
-    local = now.astimezone(zone)
-    today = datetime.combine(local.date(), MORNING, tzinfo=zone)
-    return today if today > local else datetime.combine(local.date() + timedelta(days=1), MORNING, tzinfo=zone)
+    return next_local(now, zone, MORNING)
 
 
 def farthest_from_morning(now: datetime) -> ZoneInfo:
     return max((ZoneInfo(name) for name in ZONES), key=lambda zone: next_morning(now, zone) - now)
-
-
-def created(message: dict[str, Any]) -> datetime:
-    return parsedate_to_datetime(message["date_created"]).astimezone(UTC)
 
 
 def test_after_intake_the_next_mornings_nudge_and_its_reminder_arrive(stack: RunningStack) -> None:

@@ -17,6 +17,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
         monkeypatch.setenv("QUEUE_URL", resources.queue_url)
         monkeypatch.setenv("DEFAULT_PHONE_REGION", "US")
         monkeypatch.setenv("DEFAULT_TIMEZONE", "America/New_York")
+        monkeypatch.setenv("SCHEDULE_GROUP_NAME", resources.schedule_group)
+        monkeypatch.setenv("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/coach-test-scheduler")
+        monkeypatch.setenv("PROMPT_GENERATOR_ARN", "arn:aws:lambda:us-east-1:123456789012:function:coach-test-pg")
         forget_built_services()
         yield resources
         forget_built_services()

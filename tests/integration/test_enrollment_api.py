@@ -369,3 +369,118 @@ def test_a_queue_failure_keeps_the_participant_and_answers_201(aws: Resources) -
         response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}")))["id"]
         == (participant["id"])
     )
+
+
+# -- the schedules follow the record (issue 8) ---------------------------------------------------------
+
+
+def coach_in_feedback(participant_id: str, hhmm: str = "07:30") -> None:
+    """As if intake had ended with a daily nudge at `hhmm`: the state a finished intake saves, reconciled."""
+    from coach.bootstrap import enrollment_service
+    from coach.domain.flow import DailySchedule, SubState
+    from coach.services.schedules import reconcile_stored
+
+    service = enrollment_service()
+    flow = service.store.get_flow_state(participant_id)
+    service.store.save_flow_state(
+        flow.model_copy(
+            update={"consent": True, "sub_state": SubState.FEEDBACK, "daily_schedule": DailySchedule(time=hhmm)}
+        )
+    )
+    assert service.scheduler is not None
+    reconcile_stored(service.store, service.scheduler, participant_id, service.clock.now())
+
+
+def schedule_of(aws: Resources, participant_id: str) -> dict[str, Any] | None:
+    import boto3
+
+    try:
+        found: dict[str, Any] = boto3.client("scheduler").get_schedule(
+            Name=f"nudge-{participant_id}", GroupName=aws.schedule_group
+        )
+    except Exception:
+        return None
+    return found
+
+
+def test_a_timezone_change_through_the_api_moves_the_daily_schedule(aws: Resources) -> None:
+    participant = enroll()
+    coach_in_feedback(participant["id"])
+    assert schedule_of(aws, participant["id"])["ScheduleExpressionTimezone"] == "America/Los_Angeles"  # type: ignore[index]
+
+    response = call(
+        api_event("PUT", f"/conversation/participants/{participant['id']}", body={"timezone": "Asia/Tokyo"})
+    )
+
+    assert response["statusCode"] == 200, response["body"]
+    schedule = schedule_of(aws, participant["id"])
+    assert schedule is not None
+    assert (schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"]) == (
+        "cron(30 7 * * ? *)",
+        "Asia/Tokyo",
+    )
+
+
+def test_withdrawing_removes_the_schedule_and_active_again_restores_it(aws: Resources) -> None:
+    participant = enroll()
+    coach_in_feedback(participant["id"])
+    path = f"/conversation/participants/{participant['id']}"
+
+    assert call(api_event("PUT", path, body={"status": "withdrawn"}))["statusCode"] == 200
+    assert schedule_of(aws, participant["id"]) is None
+    assert call(api_event("PUT", path, body={"status": "active"}))["statusCode"] == 200
+
+    assert schedule_of(aws, participant["id"]) is not None
+
+
+def test_deleting_removes_the_schedule(aws: Resources) -> None:
+    participant = enroll()
+    coach_in_feedback(participant["id"])
+
+    assert call(api_event("DELETE", f"/conversation/participants/{participant['id']}"))["statusCode"] == 204
+
+    assert schedule_of(aws, participant["id"]) is None
+
+
+@pytest.mark.parametrize(
+    ("timezone", "suggestion"),
+    [
+        ("EST", "America/New_York"),
+        ("PST8PDT", "America/Los_Angeles"),
+        ("Etc/GMT+5", "America/New_York"),
+        ("america/los_angeles", "America/Los_Angeles"),
+        ("US/Eastern", "America/New_York"),
+    ],
+)
+def test_a_timezone_without_a_region_is_422_with_the_zone_it_means(
+    aws: Resources, timezone: str, suggestion: str
+) -> None:
+    participant = enroll()
+
+    response = call(api_event("PUT", f"/conversation/participants/{participant['id']}", body={"timezone": timezone}))
+    created = call(
+        api_event("POST", "/conversation/participants", body={"phone_number": "+12065550199", "timezone": timezone})
+    )
+
+    for answer in (response, created):
+        assert answer["statusCode"] == 422
+        [detail] = response_json(answer)["details"]
+        assert detail["field"] == "timezone"
+        assert suggestion in detail["message"]
+    assert response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}")))["timezone"] == (
+        "America/Los_Angeles"
+    )
+
+
+def test_the_research_events_page_oldest_first(aws: Resources) -> None:
+    participant = enroll()
+    path = f"/conversation/participants/{participant['id']}"
+    call(api_event("PUT", path, body={"status": "paused"}))
+
+    first = response_json(call(api_event("GET", f"{path}/events", query={"limit": "1"})))
+    rest = response_json(call(api_event("GET", f"{path}/events", query={"next_token": first["next_token"]})))
+
+    assert [e["kind"] for e in first["items"]] == ["enrolled"]
+    assert [e["kind"] for e in rest["items"]] == ["participant_updated", "status_changed"]
+    assert rest["items"][1]["data"] == {"from": "active", "to": "paused"}
+    assert call(api_event("GET", "/conversation/participants/nobody/events"))["statusCode"] == 404

@@ -7,7 +7,6 @@ Lambda's retries of failed firings: test_local_async_invoke.py."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import re
@@ -33,11 +32,10 @@ from coach.domain.schedules import (
     daily_schedule_name,
     reminder_schedule_name,
 )
-from infra.local import LocalConfig, LocalStack
-from infra.local.clock import ClockExtension
-from infra.local.pump import QueuePumpExtension
+from infra.local import LocalStack
 from infra.local.scheduler import SchedulerEmulator, SchedulerExtension, iso
 from tests.support.aws import local_client as aws
+from tests.support.scheduler_stack import stack_with_stand_ins
 
 ROLE = "arn:aws:iam::123456789012:role/scheduler"
 KOLKATA = ZoneInfo("Asia/Kolkata")  # no DST: a fixed number of mornings in any span (DST: test_aws_cron.py)
@@ -102,27 +100,24 @@ def stand_ins() -> StandIns:
 
 
 @pytest.fixture(scope="module")
-def scheduler_extension(stand_ins: StandIns) -> SchedulerExtension:
-    return SchedulerExtension(clock=stand_ins.clock, pumps=QueuePumpExtension(redelivery_delay_seconds=0))
+def running(stand_ins: StandIns) -> Iterator[tuple[LocalStack, SchedulerExtension]]:
+    handlers = {"PromptGeneratorFunction": stand_ins.prompt_generator, "ConversationFunction": stand_ins.conversation}
+
+    def keep(stack: LocalStack) -> None:
+        stand_ins.stack = stack
+
+    with stack_with_stand_ins(stand_ins.clock, handlers, before_start=keep) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def stack(stand_ins: StandIns, scheduler_extension: SchedulerExtension) -> Iterator[LocalStack]:
-    assert scheduler_extension.pumps is not None
-    running = LocalStack(
-        LocalConfig(port=0),
-        extensions=[scheduler_extension.pumps, scheduler_extension, ClockExtension(scheduler_extension)],
-        handlers={
-            "PromptGeneratorFunction": stand_ins.prompt_generator,
-            "ConversationFunction": stand_ins.conversation,
-        },
-        environ={},
-        log=io.StringIO(),
-    )
-    stand_ins.stack = running
-    running.start()
-    yield running
-    running.stop()
+def stack(running: tuple[LocalStack, SchedulerExtension]) -> LocalStack:
+    return running[0]
+
+
+@pytest.fixture(scope="module")
+def scheduler_extension(running: tuple[LocalStack, SchedulerExtension]) -> SchedulerExtension:
+    return running[1]
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from moto import mock_aws
 
 from infra.template import create_table, load_template, queue_attributes
 
+SCHEDULE_GROUP = "coach-test-nudges"
+
 
 @dataclass
 class Resources:
@@ -21,15 +23,18 @@ class Resources:
     dead_letter_queue_url: str
     dynamodb: Any
     sqs: Any
+    schedule_group: str = SCHEDULE_GROUP
 
 
 @contextmanager
 def template_resources() -> Iterator[Resources]:
-    """Inside moto: the table, the FIFO queue and its DLQ exactly as template.yaml declares them."""
+    """Inside moto: the table, the FIFO queue and its DLQ exactly as template.yaml declares them, and the
+    schedule group."""
     with mock_aws():
         template = load_template()
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
+        boto3.client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
         create_table(dynamodb, template, "coach-test")
         dlq_url = sqs.create_queue(
             QueueName="coach-test-dlq.fifo", Attributes=queue_attributes(template, "InboundDeadLetterQueue")

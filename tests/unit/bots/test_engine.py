@@ -213,3 +213,28 @@ def test_the_flow_state_survives_json_and_stays_far_below_the_item_limit() -> No
     stored = chat.flow.model_dump_json()
     assert FlowState.model_validate_json(stored) == chat.flow
     assert len(stored.encode()) < 200_000
+
+
+def test_a_paused_participant_gets_the_reply_but_not_the_intensity_check() -> None:
+    chat = Conversation()
+    chat.through_intake()
+    chat.who = participant(status=ParticipantStatus.PAUSED)
+    turn = TurnInput(
+        flow=chat.flow, participant=chat.who, now=chat.now + timedelta(hours=1), texts=["did it"], intensity_check=True
+    )
+
+    result = run_turn(turn)
+
+    assert len(result.replies) == 1
+    assert result.replies[0].startswith("Nice work")
+    [withheld] = [e for e in result.events if e.kind == "intensity_check_withheld"]
+    assert withheld.data["reason"] == "paused"
+    assert result.flow.awaiting_intensity is False
+
+
+def test_the_newest_answered_text_is_recorded_by_the_engine_itself() -> None:
+    chat = Conversation()
+    chat.through_intake()
+    turn = TurnInput(flow=chat.flow, participant=chat.who, now=chat.now, texts=["did it"], answering="SM123")
+
+    assert run_turn(turn).flow.last_processed_inbound == "SM123"

@@ -130,3 +130,67 @@ def test_the_system_prompt_says_feedback_once_intake_is_done() -> None:
     prompt = system_prompt(ctx)
     assert "You are in FEEDBACK" in prompt
     assert "Daily schedule: 07:30 America/New_York" in prompt
+
+
+def _nudge_firing(chat: Conversation) -> object:
+    from datetime import timedelta
+
+    from coach.bots.turn import Firing
+
+    slot = chat.now + timedelta(minutes=5)
+    return Firing(
+        key="nudge#p-1#day", slot=slot, valid_until=slot + timedelta(hours=1), reminder_after=timedelta(hours=5)
+    )
+
+
+def _nudge(chat: Conversation, firing: object) -> list[str]:
+    from datetime import timedelta
+
+    from coach.bots.engine import run_turn
+    from coach.bots.turn import TurnInput
+
+    chat.now += timedelta(minutes=5)
+    turn = TurnInput(flow=chat.flow, participant=chat.who, now=chat.now, event=TurnEvent.DAILY_NUDGE, firing=firing)
+    result = run_turn(turn, llm=chat.llm, rng=random.Random(7))
+    chat.results.append(result)
+    chat.flow = result.flow
+    return result.replies
+
+
+def test_an_llm_nudge_counts_as_one_prompt_with_the_tool_or_without_it() -> None:
+    for script in (
+        [calls(("generate_habit_prompt", "{}")), ModelReply(content="After coffee, 10 squats!")],
+        [ModelReply(content="After coffee, 10 squats!")],  # the model wrote it without the tool
+    ):
+        # Given a coached participant and a model that writes the nudge
+        chat = Conversation()
+        chat.through_intake()
+        prompts = chat.flow.user_profile.total_prompts
+        chat.llm = ScriptedModel(list(script))
+
+        # When the daily nudge fires
+        replies = _nudge(chat, _nudge_firing(chat))
+
+        # Then the engine's state is complete: one prompt counted, the text is the last prompt, the reminder set
+        assert replies == ["After coffee, 10 squats!"]
+        assert chat.flow.user_profile.total_prompts == prompts + 1
+        assert chat.flow.user_profile.last_prompt_sent_at == chat.now
+        assert chat.flow.pending_reminder is not None
+        assert chat.flow.pending_reminder.nudge_key == "nudge#p-1#day"
+        assert chat.flow.llm_turns_that_day == 1
+
+
+def test_a_nudge_firing_past_its_window_sends_nothing_and_records_the_expiry() -> None:
+    from datetime import timedelta
+
+    from coach.bots.turn import Firing
+
+    chat = Conversation()
+    chat.through_intake()
+    slot = chat.now - timedelta(hours=3)
+    firing = Firing(key="nudge#p-1#day", slot=slot, valid_until=slot + timedelta(hours=1))
+
+    assert _nudge(chat, firing) == []
+    [expired] = [e for e in chat.last.events if e.kind == "nudge_expired"]
+    assert expired.data["reason"] == "fired_after_its_window"
+    assert chat.flow.pending_reminder is None

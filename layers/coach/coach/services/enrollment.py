@@ -185,6 +185,10 @@ class EnrollmentService:
         self.store.get_participant(participant_id)
         return self.store.list_messages(participant_id, limit=limit, next_token=next_token)
 
+    def events(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[ResearchEvent]:
+        self.store.get_participant(participant_id)
+        return self.store.list_events(participant_id, limit=limit, next_token=next_token)
+
     def _apply(self, participant_id: str, changes: dict[str, Any]) -> Participant:
         current = self.store.get_participant(participant_id)
         changed = {name: value for name, value in changes.items() if getattr(current, name) != value}

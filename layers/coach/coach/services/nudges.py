@@ -17,7 +17,7 @@ from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
-from coach.bots.turn import Firing, TurnEvent, TurnInput
+from coach.bots.turn import Firing, TurnEvent, TurnInput, TurnResult
 from coach.domain.errors import AlreadyDone
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import ResearchEvent
@@ -106,15 +106,7 @@ class NudgeService:
             valid_until=slot + self.validity,
             reminder_after=self.reminder_delay if self.reminder_delay > timedelta(0) else None,
         )
-        turn = TurnInput(
-            flow=flow,
-            participant=participant,
-            now=now,
-            event=TurnEvent.DAILY_NUDGE,
-            firing=firing,
-            quiet_hours=self.quiet_hours,
-        )
-        result = self.coach.run(turn)
+        result = self._run(loaded, TurnEvent.DAILY_NUDGE, firing)
         self.on_event("nudge_sent" if result.texts else "nudge_withheld", {"participant_id": participant.id})
         return planned_turn(result, loaded, key, work_key=key, events=[recorded], valid_until=firing.valid_until)
 
@@ -132,15 +124,8 @@ class NudgeService:
             valid_until=slot + self.validity,
             nudge_sent=self._went_out(participant.id, nudge_key),
         )
-        turn = TurnInput(
-            flow=flow,
-            participant=participant,
-            now=now,
-            event=TurnEvent.REMINDER,
-            firing=firing,
-            quiet_hours=self.quiet_hours,
-        )
-        return planned_turn(self.coach.run(turn), loaded, key, work_key=key, valid_until=firing.valid_until)
+        result = self._run(loaded, TurnEvent.REMINDER, firing)
+        return planned_turn(result, loaded, key, work_key=key, valid_until=firing.valid_until)
 
     def _transition(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
         participant, flow, now = loaded.participant, loaded.flow, loaded.now
@@ -148,16 +133,22 @@ class NudgeService:
         self._once(participant.id, key, event)
         pending = flow.pending_transition
         slot = event.scheduled_time or now
+        firing = Firing(key=key, slot=slot, valid_until=slot + self.validity, transition_id=event.transition_id)
+        to = event.to_sub_state or (pending.to_sub_state if pending else SubState.FEEDBACK)
+        return planned_turn(self._run(loaded, TurnEvent.TRANSITION, firing, to), loaded, key, work_key=key)
+
+    def _run(self, loaded: Loaded, event: TurnEvent, firing: Firing, to: SubState | None = None) -> TurnResult:
+        """The engine's turn for a firing, with the study's quiet hours."""
         turn = TurnInput(
-            flow=flow,
-            participant=participant,
-            now=now,
-            event=TurnEvent.TRANSITION,
-            to_sub_state=event.to_sub_state or (pending.to_sub_state if pending else SubState.FEEDBACK),
-            firing=Firing(key=key, slot=slot, valid_until=slot + self.validity, transition_id=event.transition_id),
+            flow=loaded.flow,
+            participant=loaded.participant,
+            now=loaded.now,
+            event=event,
+            to_sub_state=to,
+            firing=firing,
             quiet_hours=self.quiet_hours,
         )
-        return planned_turn(self.coach.run(turn), loaded, key, work_key=key)
+        return self.coach.run(turn)
 
     def _once(self, participant_id: str, key: str, event: ScheduledEvent) -> None:
         if self.conversation.work_done(participant_id, key):
