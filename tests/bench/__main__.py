@@ -5,8 +5,10 @@
   python -m tests.bench webhook       webhook handler time per request (warm, moto) and AWS requests per text
   python -m tests.bench turn          AWS requests per conversation turn as the transcript grows
   python -m tests.bench nudge         prompt-generator time and AWS requests per nudge, and a throughput projection
+  python -m tests.bench text          our own code's time for a turn of long texts (1 and 10 coalesced, 1,600 chars)
 
-Figures come from moto in this process: they compare our code paths, not AWS's latency.
+Figures come from moto in this process: they compare our code paths, not AWS's latency (`text` runs the
+engine alone, without stores).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def counting_aws_calls() -> Iterator[Counter[str]]:
     """Counts every AWS request of clients built from boto3's default session while inside."""
     counts: Counter[str] = Counter()
 
-    def count(event_name: str, **_: Any) -> None:
+    def count(event_name: str, **_kwargs: Any) -> None:
         _, service, operation = event_name.split(".", 2)
         counts[f"{service}.{operation}"] += 1
 
@@ -144,7 +146,24 @@ def nudge(participants: int = 12) -> None:
     print("    not absolute numbers; the projection uses our own code's time plus the requests at AWS latency.")
 
 
-BENCHES: dict[str, Callable[[], None]] = {"cold-start": cold_start, "webhook": webhook, "turn": turn, "nudge": nudge}
+def text(runs: int = 5) -> None:
+    """run_turn in FEEDBACK with the offline coach on texts as long as Twilio delivers: reading a text must be
+    linear in its length, so ten coalesced texts cost about ten times one (the goal: under 100 ms)."""
+    from tests.bench.support import median_text_turn
+
+    one, ten = median_text_turn(1, runs), median_text_turn(10, runs)
+    show("our own code for 1 text of 1,600 characters", f"{one * 1000:.1f} ms", "bench text")
+    show("our own code for 10 coalesced texts of 1,600 characters", f"{ten * 1000:.1f} ms", "bench text")
+    print(f"    median of {runs} runs of run_turn in FEEDBACK, offline coach, no stores")
+
+
+BENCHES: dict[str, Callable[[], None]] = {
+    "cold-start": cold_start,
+    "webhook": webhook,
+    "turn": turn,
+    "nudge": nudge,
+    "text": text,
+}
 
 
 def main() -> None:

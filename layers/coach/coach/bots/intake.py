@@ -20,6 +20,7 @@ from coach.bots.prompt_generator import (
 )
 from coach.bots.turn import TurnContext
 from coach.domain.flow import SubState
+from coach.domain.sms_text import read_prefix
 from coach.domain.times import anchor_from_answer, parse_anchor, parse_time, parse_time_beside_anchor, time_for_people
 
 INTAKE_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
@@ -59,9 +60,11 @@ _NO = re.compile(
     r"i don'?t want to|i do not want to|i'?d rather not|please don'?t)\b(?!\s+(?:worries|problem))",
     re.I,
 )
+# "?" alone is its own branch, with no "\W*" before it that could also take the question marks: written as
+# "^\W*\?+\W*$", a run of them before a letter was split in every way between the three, cubic in the run.
 _VAGUE = re.compile(
     r"^\W*(?:idk|dunno|not sure|unsure|maybe|whatever|anything|any ?time|whenever|hmm+|hm+|eh|"
-    r"i don'?t know|no idea|depends|not really sure|\?+)\W*$",
+    r"i don'?t know|no idea|depends|not really sure)\W*$|^[^\w?]*\?\W*$",
     re.I,
 )
 _NOTHING_ELSE = re.compile(
@@ -78,14 +81,16 @@ _MOTIVATION = re.compile(
 
 
 def is_yes(text: str) -> bool:
+    text = read_prefix(text)
     return bool(_YES.search(text)) and not _NO.search(text)
 
 
 def is_no(text: str) -> bool:
-    return bool(_NO.search(text))
+    return bool(_NO.search(read_prefix(text)))
 
 
 def is_vague(text: str) -> bool:
+    text = read_prefix(text)
     return not re.search(r"[A-Za-z0-9]", text) or bool(_VAGUE.search(text))
 
 
@@ -141,6 +146,7 @@ class IntakeReading:
 
 def read_intake_answer(ctx: TurnContext, text: str) -> IntakeReading:
     """Store what `text` answers and volunteers; say how to go on."""
+    text = read_prefix(text)
     question = ctx.flow.intake_question
     note = None
     if question in INTAKE_FIELDS and question is not None:

@@ -22,6 +22,7 @@ from coach.bots.prompt_generator import MissingFields, deliver_habit_prompt, gen
 from coach.bots.turn import TurnContext
 from coach.domain.feedback import FeedbackKind, classify_feedback
 from coach.domain.flow import SubState
+from coach.domain.sms_text import read_prefix
 from coach.domain.times import time_for_people
 from coach.domain.tone import requested_tone_tags, without_tone_requests
 
@@ -117,7 +118,8 @@ def _try_now_answer(ctx: TurnContext, text: str) -> list[str] | None:
 
 
 def _feedback_reply(ctx: TurnContext, said: str) -> list[str]:
-    text = without_tone_requests(said)
+    # One line once the tone requests are out: every cue below reads the prefix that classification reads.
+    text = read_prefix(without_tone_requests(said))
     if not text and requested_tone_tags(said):
         return [TONE_NOTED]  # the engine applied the request; the try-now offer still stands
     offered, ctx.flow.offered_try_now = ctx.flow.offered_try_now, False

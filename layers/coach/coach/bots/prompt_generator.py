@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from coach.bots.turn import TurnContext
 from coach.domain.intensity import sized
 from coach.domain.profile import UserProfile
+from coach.domain.sms_text import read_prefix
 
 REQUIRED_FIELDS = ("habit_domain", "preferred_time", "prompt_anchor")
 TRY_IT = "Let me know when you've tried it!"
@@ -69,6 +70,7 @@ _VERB_START = re.compile(
 _REASON_LEAD = re.compile(
     r"^(?:because|so that you can|so that|so you can|so|to|you want to|you'd like to|you need to)\s+", re.IGNORECASE
 )
+_DOMAIN_PATTERNS = {domain: re.compile(rf"\b(?:{words})\b") for domain, words in _DOMAIN_WORDS.items()}
 _EASIER = re.compile(r"\b(?:easier|smaller|simpler|shorter)\b", re.IGNORECASE)
 _PRONOUNS = {
     "i": "you",
@@ -105,9 +107,9 @@ def canonical_domain(text: str | None) -> str | None:
     """One of the four study domains a text speaks of, or None (the person's own habit)."""
     if not text:
         return None
-    lowered = text.lower()
+    lowered = read_prefix(text).lower()
     for domain in DOMAINS:
-        if lowered == domain or re.search(rf"\b(?:{_DOMAIN_WORDS[domain]})\b", lowered):
+        if lowered == domain or _DOMAIN_PATTERNS[domain].search(lowered):
             return domain
     return None
 

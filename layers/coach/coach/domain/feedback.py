@@ -3,6 +3,9 @@
 Cues match whole words only ("done" is not in "abandoned"), and a cue with a negation just before it
 in the same clause counts the other way: "didn't do it" is a skip, "haven't tried" is a skip, "don't
 like" is a rejection.
+
+A reply is read up to READ_CHARS characters a line (coach.domain.sms_text), and each cue is looked up where
+its first word occurs, so reading costs time in proportion to the text, not to its square.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from coach.domain.sms_text import read_prefix
 from coach.domain.times import parse_anchor, parse_time_beside_anchor
 
 
@@ -32,6 +36,7 @@ class Classification:
 
 _NEGATORS = frozenset({"not", "no", "never", "cannot", "without", "nothing", "neither", "nor", "hardly"})
 _CLAUSE_BREAKS = frozenset({"but", "though", "although", "however", "yet", "because", "so"})
+_PUNCTUATION = frozenset(".,;!?")
 _NEGATION_WINDOW = 3
 
 
@@ -63,6 +68,22 @@ _CHANGE_CUES = _phrases(
 _TWEAK_CUES = _phrases("easier|harder|smaller|bigger|shorter|longer|simpler|tweak|adjust|modify")
 
 
+@dataclass(frozen=True)
+class _Words:
+    """A reply's tokens, and where each token occurs (so a cue is only tried where its first word is)."""
+
+    tokens: list[str]
+    at: dict[str, list[int]]
+
+    @classmethod
+    def of(cls, text: str) -> _Words:
+        tokens = _tokens(text)
+        at: dict[str, list[int]] = {}
+        for index, token in enumerate(tokens):
+            at.setdefault(token, []).append(index)
+        return cls(tokens, at)
+
+
 def _tokens(text: str) -> list[str]:
     lowered = text.lower().replace("\u2019", "'").replace("\u2018", "'")
     lowered = re.sub(r"\b(can)'?t\b", r"\1 not", lowered)
@@ -73,27 +94,30 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+|[.,;!?]", lowered)
 
 
-def _clause_start(tokens: list[str], index: int) -> int:
-    start = index
-    while start > 0 and tokens[start - 1] not in _CLAUSE_BREAKS and not re.fullmatch(r"[.,;!?]", tokens[start - 1]):
-        start -= 1
-    return start
+def _negated(tokens: list[str], index: int) -> bool:
+    """A negator among the few tokens before `index`, in its clause. Looking back no further than the window
+    keeps this constant per cue (walking back to the clause's start made reading quadratic)."""
+    for token in reversed(tokens[max(0, index - _NEGATION_WINDOW) : index]):
+        if token in _CLAUSE_BREAKS or token in _PUNCTUATION:
+            return False
+        if token in _NEGATORS:
+            return True
+    return False
 
 
-def _matches(tokens: list[str], phrases: tuple[str, ...]) -> list[tuple[int, bool]]:
+def _matches(words: _Words, phrases: tuple[str, ...]) -> list[tuple[int, bool]]:
     """Each whole-word occurrence of a phrase: (position, negated?)."""
-    found = []
+    tokens, found = words.tokens, []
     for phrase in phrases:
-        words = phrase.split()
-        for i in range(len(tokens) - len(words) + 1):
-            if tokens[i : i + len(words)] == words:
-                window = tokens[max(_clause_start(tokens, i), i - _NEGATION_WINDOW) : i]
-                found.append((i, any(w in _NEGATORS for w in window)))
+        cue = phrase.split()
+        for i in words.at.get(cue[0], ()):
+            if tokens[i : i + len(cue)] == cue:
+                found.append((i, _negated(tokens, i)))
     return found
 
 
-def _any(tokens: list[str], phrases: tuple[str, ...], *, negated: bool) -> bool:
-    return any(is_negated == negated for _, is_negated in _matches(tokens, phrases))
+def _any(words: _Words, phrases: tuple[str, ...], *, negated: bool) -> bool:
+    return any(is_negated == negated for _, is_negated in _matches(words, phrases))
 
 
 def _reason(text: str) -> str | None:
@@ -105,27 +129,28 @@ def _reason(text: str) -> str | None:
 
 def classify_feedback(text: str) -> Classification | None:
     """The kind of a reply to a nudge, or None when it says nothing about the habit."""
-    tokens = _tokens(text)
-    if not tokens:
+    text = read_prefix(text)
+    words = _Words.of(text)
+    if not words.tokens:
         return None
     new_time = parse_time_beside_anchor(text)
     new_anchor = parse_anchor(text)
-    wants_change = _any(tokens, _CHANGE_CUES, negated=False) or "?" in tokens
+    wants_change = _any(words, _CHANGE_CUES, negated=False) or "?" in words.at
     if wants_change and (new_time or new_anchor):
         return Classification(FeedbackKind.MODIFIED, new_time=new_time, new_anchor=new_anchor, reason=text[:200])
-    if _any(tokens, _TWEAK_CUES, negated=False) and (wants_change or _any(tokens, ("make it",), negated=False)):
+    if _any(words, _TWEAK_CUES, negated=False) and (wants_change or _any(words, ("make it",), negated=False)):
         return Classification(FeedbackKind.MODIFIED, reason=text[:200])
-    if _any(tokens, _REJECTED, negated=False) or _any(tokens, _REJECT_WHEN_NEGATED, negated=True):
+    if _any(words, _REJECTED, negated=False) or _any(words, _REJECT_WHEN_NEGATED, negated=True):
         return Classification(FeedbackKind.REJECTED, reason=_reason(text))
-    tried = _matches(tokens, _ATTEMPTED)
+    tried = _matches(words, _ATTEMPTED)
     if any(not negated for _, negated in tried):
         return Classification(FeedbackKind.ATTEMPTED, reason=_reason(text))
-    if tried or _any(tokens, _COMPLETED, negated=True):
+    if tried or _any(words, _COMPLETED, negated=True):
         return Classification(FeedbackKind.SKIPPED, reason=_reason(text))
-    if _any(tokens, _COMPLETED, negated=False) and not _any(tokens, _SKIPPED, negated=False):
+    if _any(words, _COMPLETED, negated=False) and not _any(words, _SKIPPED, negated=False):
         return Classification(FeedbackKind.COMPLETED)
-    if _any(tokens, _SKIPPED, negated=False):
+    if _any(words, _SKIPPED, negated=False):
         return Classification(FeedbackKind.SKIPPED, reason=_reason(text))
-    if _any(tokens, _COMPLETED, negated=False):
+    if _any(words, _COMPLETED, negated=False):
         return Classification(FeedbackKind.COMPLETED)
     return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from coach.domain.sms_text import read_prefix
+
 QUESTION = "Quick check: tomorrow, would you like a bit more, the same, or a bit less?"
 MIN_INTENSITY, MAX_INTENSITY = -1, 1  # smaller than designed, as designed, bigger
 
@@ -14,6 +16,7 @@ _SAME = re.compile(r"\b(?:same|as is|keep it|fine|good as it is|no change|just r
 
 def read_answer(text: str) -> int | None:
     """-1 (less), 0 (the same) or +1 (more), or None when the text answers something else."""
+    text = read_prefix(text)
     more, less, same = bool(_MORE.search(text)), bool(_LESS.search(text)), bool(_SAME.search(text))
     if more and not less:
         return 1

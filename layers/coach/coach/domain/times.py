@@ -1,10 +1,16 @@
-"""Reading a time of day and a habit anchor out of what people text ("7:30am", "evenings", "after my coffee")."""
+"""Reading a time of day and a habit anchor out of what people text ("7:30am", "evenings", "after my coffee").
+
+Each reading looks at READ_CHARS characters a line (coach.domain.sms_text) and no pattern here backtracks
+over a run it has already tried, so the time taken grows with the text, not with its square.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
+
+from coach.domain.sms_text import read_prefix
 
 # Words people use for a part of the day, and the local time a nudge then goes out.
 _DAY_PARTS: tuple[tuple[str, str], ...] = (
@@ -20,8 +26,10 @@ _DAY_PARTS: tuple[tuple[str, str], ...] = (
 )
 
 _MERIDIEM = r"(?P<mer>a\.?\s?m\.?|p\.?\s?m\.?)"
+# The spaces after a meridiem belong to it: two optional runs of spaces side by side ("\s*(am)?\s*") split
+# every run of spaces after a number in every way before failing, which is quadratic in the run.
 _RANGE = re.compile(
-    r"\b(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s*(?P<mer1>a\.?m\.?|p\.?m\.?)?\s*(?:-|\u2013|\u2014|to|until|till|and)\s*"
+    r"\b(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s*(?:(?P<mer1>a\.?m\.?|p\.?m\.?)\s*)?(?:-|\u2013|\u2014|to|until|till|and)\s*"
     r"(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?\s*(?P<mer2>a\.?m\.?|p\.?m\.?)",
     re.IGNORECASE,
 )
@@ -33,11 +41,15 @@ _ANCHOR = re.compile(
     r"\b(?P<anchor>(?:right\s+|just\s+)?(?:after|before|when|while|once|as\s+soon\s+as|during)\s+[^.,;!?\n]+)",
     re.IGNORECASE,
 )
-_ANCHOR_TRAILERS = re.compile(
-    r"(?:\s+(?:instead|please|pls|every\s*day|each\s+day|daily|maybe|i\s+think|i\s+guess|works|would\s+work|"
-    r"is\s+best|is\s+good|would\s+be\s+good|thanks?|thank\s+you))+$",
+# Words that end an anchor without naming the routine ("after lunch instead please"). They are taken off the
+# end word by word: a pattern "(?:\s+(?:...))+$" tries every space of the anchor, which is quadratic in it.
+_ANCHOR_TRAILER = re.compile(
+    r"instead|please|pls|every\s*day|each\s+day|daily|maybe|i\s+think|i\s+guess|works|would\s+work|"
+    r"is\s+best|is\s+good|would\s+be\s+good|thanks?|thank\s+you",
     re.IGNORECASE,
 )
+_TRAILER_WORDS = 3  # the most words of one trailer ("would be good")
+_DAY_PART_PATTERNS = tuple((re.compile(rf"\b(?:{words})\b"), hhmm) for words, hhmm in _DAY_PARTS)
 _MAX_ANCHOR_CHARS = 60
 
 
@@ -60,6 +72,10 @@ def parse_time(text: str) -> str | None:
 
     A range ("8-9am") means its start; a part of the day ("evenings") means a typical hour in it.
     """
+    return _time_in(read_prefix(text))
+
+
+def _time_in(text: str) -> str | None:
     if found := _RANGE.search(text):
         meridiem = found["mer1"] or found["mer2"]
         return _with_meridiem(int(found["h1"]), int(found["m1"] or 0), meridiem)
@@ -75,17 +91,18 @@ def parse_time(text: str) -> str | None:
             # "at 7" without am/pm: people mean waking hours, so 1-5 is the afternoon.
             return _hhmm(hour + 12 if hour <= 5 else hour, 0)
     lowered = text.lower()
-    for words, hhmm in _DAY_PARTS:
-        if re.search(rf"\b(?:{words})\b", lowered):
+    for words, hhmm in _DAY_PART_PATTERNS:
+        if words.search(lowered):
             return hhmm
     return None
 
 
 def parse_time_beside_anchor(text: str) -> str | None:
     """A time named outside the anchor clause: "mornings after lunch" is 08:00, "after lunch" names no time."""
+    text = read_prefix(text)
     if found := _ANCHOR.search(text):
         text = text[: found.start()] + " " + text[found.end() :]
-    return parse_time(text)
+    return _time_in(text)
 
 
 def time_for_people(hhmm: str) -> str:
@@ -98,12 +115,12 @@ def time_for_people(hhmm: str) -> str:
 
 def parse_anchor(text: str) -> str | None:
     """The routine a habit hangs on ("after my coffee"), as the person said it, or None."""
-    found = _ANCHOR.search(text)
+    found = _ANCHOR.search(read_prefix(text))
     if not found:
         return None
     anchor = re.sub(r"\s+", " ", found["anchor"]).strip()
     anchor = re.sub(r"^(?:right|just)\s+", "", anchor, flags=re.IGNORECASE)
-    anchor = _ANCHOR_TRAILERS.sub("", anchor).strip()
+    anchor = _without_trailers(anchor).strip()
     words = anchor.split(" ")
     if len(words) < 2:
         return None
@@ -112,8 +129,28 @@ def parse_anchor(text: str) -> str | None:
     return anchor[0].lower() + anchor[1:]
 
 
+def _without_trailers(anchor: str) -> str:
+    """`anchor` (single-spaced) less the longest run of trailers that ends it, its first word always kept.
+
+    From the last word back: `ends[i]` says whether the words from i on are all trailers. A trailer has at
+    most three words, so three words in a row that start no such run mean none starts further back.
+    """
+    words = anchor.split(" ")
+    ends = [False] * len(words) + [True]
+    first = len(words)
+    for i in range(len(words) - 1, 0, -1):
+        spans = range(1, min(_TRAILER_WORDS, len(words) - i) + 1)
+        ends[i] = any(ends[i + n] and _ANCHOR_TRAILER.fullmatch(" ".join(words[i : i + n])) for n in spans)
+        if ends[i]:
+            first = i
+        elif not any(ends[i : i + _TRAILER_WORDS]):
+            break
+    return " ".join(words[:first])
+
+
 def anchor_from_answer(text: str) -> str | None:
     """An anchor from a direct answer to "what could it follow?": "my morning coffee" → "after my morning coffee"."""
+    text = read_prefix(text)
     if anchor := parse_anchor(text):
         return anchor
     cleaned = re.sub(r"[^\w\s'-]", " ", text).strip()

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coach.domain.sms_text import read_prefix
+
 TONE_TAGS: tuple[str, ...] = (
     "concise",
     "detailed",
@@ -130,7 +132,7 @@ _EXPLICIT_REQUESTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def requested_tone_tags(text: str) -> list[str]:
     """Tags a text asks for in so many words ("no emojis please" → ["no_emojis"])."""
-    lowered = " ".join(text.lower().split())
+    lowered = " ".join(read_prefix(text).lower().split())
     return [tag for tag, phrases in _EXPLICIT_REQUESTS if any(p in lowered for p in phrases)]
 
 
