@@ -3,8 +3,9 @@ build, delete what succeeded, and leave the rest to come back after the visibili
 the redrive policy's maxReceiveCount receives, to be moved to the DLQ by moto, as SQS does).
 
 One pump per SQS event in template.yaml (ConversationFunction <- InboundQueue), with its BatchSize and
-FunctionResponseTypes. Tests wait for the queue to empty with `pump.drain(timeout)`; over HTTP,
-`POST /_local/pump/drain {"timeout_seconds": 10}`.
+FunctionResponseTypes, and as many workers as the function may run at once: different message groups are
+handled side by side, one group's batches one at a time and in order. Tests wait for the queue to empty
+with `pump.drain(timeout)`; over HTTP, `POST /_local/pump/drain {"timeout_seconds": 10}`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from infra.local.functions import LocalFunction
+from infra.local.functions import InvocationTimedOut, LocalFunction
 from infra.local.resources import FAKE_CREDENTIALS
 from infra.local.web import HttpRequest, HttpResponse, json_response
 
@@ -113,7 +114,17 @@ def failed_message_ids(result: Any, message_ids: list[str], *, reports_item_fail
 
 
 class QueuePump:
-    """A BackgroundService that feeds one queue to one function, one batch at a time."""
+    """A BackgroundService that feeds one queue to one function, as Lambda's SQS poller does: several workers
+    (by default as many as the function may run at once), each receiving a batch and invoking the function
+    with it, so the batches of different message groups are handled side by side.
+
+    Of a FIFO queue no two batches of one message group are in flight at once, and a group's messages come
+    in order: SQS hides a group's messages while one of them is in flight (received, neither deleted nor
+    visible again), and moto does the same. Its check is taken when a receive starts, which is exact here
+    because every receive reaches moto as one that does not wait, under its lock (see MotoEndpoint). The
+    pump adds no rule of its own: a record given back while its invocation still runs (by the handler, or
+    after a timeout) may be received at once, as on AWS.
+    """
 
     def __init__(
         self,
@@ -127,14 +138,17 @@ class QueuePump:
         reports_item_failures: bool = True,
         wait_seconds: int = 1,
         redelivery_delay_seconds: int | None = None,
+        workers: int | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         """`wait_seconds`: the long poll, short so stop() is prompt. `redelivery_delay_seconds`: when set,
-        failed records come back after that long instead of the queue's visibility timeout (tests: 0)."""
+        failed records come back after that long instead of the queue's visibility timeout (tests: 0).
+        `workers`: batches at once (default: the function's concurrency)."""
         self.function = function
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.name = f"queue pump -> {function.logical_id}"
+        self.workers = max(1, function.concurrency if workers is None else workers)
         self._sqs = sqs
         self._region = region
         self._batch_size = max(1, min(batch_size, MAX_BATCH))
@@ -143,34 +157,44 @@ class QueuePump:
         self._redelivery_delay = redelivery_delay_seconds
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._stopping = threading.Event()
-        self._cycles = threading.Condition()
+        self._state = threading.Condition()  # guards the two below
         self._cycle = 0  # ReceiveMessage calls finished (each followed by its invocation), for drain()
-        self._thread: threading.Thread | None = None
+        self._in_hand = 0  # batches received and not yet deleted or given back
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{self.name} #{n + 1}", daemon=True) for n in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            self._thread.join(timeout=self._wait_seconds + 30)
-            self._thread = None
+        self._stopping.set()
+        with self._state:
+            self._state.notify_all()
+        # A worker finishes its long poll, then the invocation in hand, which ends by the function's timeout.
+        deadline = time.monotonic() + self._wait_seconds + self.function.timeout_seconds + 5
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Return once the queue holds nothing: every message deleted or moved to the DLQ.
+        """Return once the queue holds nothing (every message deleted or moved to the DLQ) and no worker
+        holds a batch.
 
         Raises TimeoutError otherwise; a message that failed waits out the visibility timeout, so without
         redelivery_delay_seconds a failing queue does not drain in a test's time.
         """
         deadline = time.monotonic() + timeout
         while True:
-            with self._cycles:
+            with self._state:
                 seen = self._cycle
+                idle = self._in_hand == 0
             # SQS counts a message received but not yet deleted as in flight (NotVisible), so "empty" cannot
-            # be seen while a batch is being handled; between checks, wait for the pump to finish a cycle.
-            if self._queue_is_empty():
+            # be seen while a batch is being handled; between checks, wait for a worker to finish a cycle.
+            if idle and self._queue_is_empty():
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -179,13 +203,13 @@ class QueuePump:
                 raise TimeoutError("the pump stopped before the queue drained")
 
     def _wait_for_cycle_after(self, seen: int, timeout: float) -> bool:
-        """Wait until the pump finishes a cycle after the `seen`th, or a moment; False when it stopped.
+        """Wait until a worker finishes a cycle after the `seen`th, or a moment; False when the pump stopped.
 
-        The moment bounds the wait: moto moves a message to the DLQ at the start of a long poll that then
-        waits for others, and the queue is empty from then on.
+        The moment bounds the wait: moto moves a message to the DLQ during a receive that then returns
+        nothing, and the queue is empty from then on.
         """
-        with self._cycles:
-            self._cycles.wait_for(lambda: self._cycle > seen or self._stopping.is_set(), min(timeout, 0.05))
+        with self._state:
+            self._state.wait_for(lambda: self._cycle > seen or self._stopping.is_set(), min(timeout, 0.05))
         return not self._stopping.is_set()
 
     def _queue_is_empty(self) -> bool:
@@ -205,9 +229,9 @@ class QueuePump:
                 traceback.print_exc(file=sys.stderr)
                 self._stopping.wait(1)
             finally:
-                with self._cycles:
+                with self._state:
                     self._cycle += 1
-                    self._cycles.notify_all()
+                    self._state.notify_all()
 
     def pump_once(self) -> int:
         """Receive one batch (waiting up to wait_seconds), invoke the function with it; records handled."""
@@ -221,9 +245,23 @@ class QueuePump:
         ).get("Messages", [])
         if not messages:
             return 0
+        with self._state:
+            self._in_hand += 1
+        try:
+            self._handle(messages)
+        finally:
+            with self._state:
+                self._in_hand -= 1
+                self._state.notify_all()
+        return len(messages)
+
+    def _handle(self, messages: list[dict[str, Any]]) -> None:
+        """Invoke the function with one batch, delete what succeeded and leave the rest to come back."""
         ids = [m["MessageId"] for m in messages]
         try:
             result = self.function.invoke(sqs_event(messages, queue_arn=self.queue_arn, region=self._region))
+        except InvocationTimedOut:  # the function logged it; the whole batch comes back
+            failed = set(ids)
         except Exception:
             traceback.print_exc(file=sys.stderr)  # Lambda logs the error; the whole batch comes back
             failed = set(ids)
@@ -237,23 +275,31 @@ class QueuePump:
             for failure in answer.get("Failed", []):  # the message comes back: the handler must be idempotent
                 self._log(f"{self.function.logical_id}: could not delete a record: {failure.get('Code')}")
         if self._redelivery_delay is not None:
-            for message in messages:
-                if message["MessageId"] in failed:
-                    self._sqs.change_message_visibility(
-                        QueueUrl=self.queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self._redelivery_delay,
-                    )
+            self._give_back([m for m in messages if m["MessageId"] in failed], self._redelivery_delay)
         self._log(f"{self.function.logical_id}: {len(messages)} record(s), {len(failed)} failed")
-        return len(messages)
+
+    def _give_back(self, messages: list[dict[str, Any]], seconds: int) -> None:
+        """Make the messages visible again in `seconds`; one that cannot be comes back at its visibility timeout."""
+        for start in range(0, len(messages), MAX_BATCH):
+            batch = messages[start : start + MAX_BATCH]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": seconds}
+                for i, m in enumerate(batch)
+            ]
+            answer = self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+            for failure in answer.get("Failed", []):
+                self._log(f"{self.function.logical_id}: could not give a record back: {failure.get('Code')}")
 
 
 class QueuePumpExtension:
     """Extension: one QueuePump per SQS event source in the template; `.pumps` by function once started."""
 
-    def __init__(self, *, redelivery_delay_seconds: int | None = None, wait_seconds: int = 1) -> None:
+    def __init__(
+        self, *, redelivery_delay_seconds: int | None = None, wait_seconds: int = 1, workers: int | None = None
+    ) -> None:
         self.redelivery_delay_seconds = redelivery_delay_seconds
         self.wait_seconds = wait_seconds
+        self.workers = workers
         self.pumps: dict[str, QueuePump] = {}
 
     def __call__(self, stack: LocalStack) -> None:
@@ -273,6 +319,7 @@ class QueuePumpExtension:
                 reports_item_failures=source.reports_item_failures,
                 wait_seconds=self.wait_seconds,
                 redelivery_delay_seconds=self.redelivery_delay_seconds,
+                workers=self.workers,
             )
             self.pumps[source.function_id] = pump
             stack.add_service(pump)

@@ -71,7 +71,8 @@ class StandIns:
         assert self.stack is not None
         env = self.stack.environment  # what the real handler would read from os.environ
         names = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER", "TWILIO_API_BASE_URL"]
-        return TwilioSmsSender(TwilioSettings(**{n.lower(): env[n] for n in [*names, "STATUS_CALLBACK_URL"]}))
+        values: dict[str, Any] = {n.lower(): env[n] for n in [*names, "STATUS_CALLBACK_URL"]}
+        return TwilioSmsSender(TwilioSettings(**values))
 
     def webhook(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         assert self.stack is not None
@@ -167,8 +168,17 @@ def dead_letters(stack: LocalStack) -> list[str]:
     return [m["Body"] for m in answer.get("Messages", [])]
 
 
+def max_receive_count() -> int:
+    return int(load_template()["Resources"]["InboundQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+
+
 def test_the_template_gives_the_pump_its_queue_batch_size_and_failure_reporting() -> None:
-    assert sqs_event_sources(load_template()) == [SqsEventSource("ConversationFunction", "InboundQueue", 10, True)]
+    template = load_template()
+    [event] = template["Resources"]["ConversationFunction"]["Properties"]["Events"].values()
+
+    assert sqs_event_sources(template) == [
+        SqsEventSource("ConversationFunction", "InboundQueue", int(event["Properties"]["BatchSize"]), True)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -244,7 +254,7 @@ def test_a_message_failing_every_time_ends_in_the_dlq(stack: LocalStack, stand_i
 
     pump.drain(10)
 
-    assert len(stand_ins.seen("poison")) == 5  # the template's maxReceiveCount
+    assert len(stand_ins.seen("poison")) == max_receive_count()
     assert "poison" in dead_letters(stack)
 
 

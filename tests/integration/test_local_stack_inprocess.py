@@ -16,6 +16,7 @@ import pytest
 
 from infra.local import HttpRequest, HttpResponse, LocalConfig, LocalStack
 from infra.local.web import json_response
+from infra.template import load_template
 from tests.support.aws import local_client as aws
 
 KEY = "inprocess-key"
@@ -105,10 +106,11 @@ def test_the_templates_resources_exist_in_moto(stack: LocalStack) -> None:
     attributes = sqs.get_queue_attributes(QueueUrl=queue.ref, AttributeNames=["All"])["Attributes"]
     assert queue.ref.endswith("/sms-habit-coach-local-inbound.fifo")
     assert attributes["FifoQueue"] == "true"
-    assert attributes["VisibilityTimeout"] == "360"
+    declared = load_template()["Resources"]["InboundQueue"]["Properties"]
+    assert attributes["VisibilityTimeout"] == str(declared["VisibilityTimeout"])
     redrive = json.loads(attributes["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == stack.physical["InboundDeadLetterQueue"].attributes["Arn"]
-    assert int(redrive["maxReceiveCount"]) == 5
+    assert int(redrive["maxReceiveCount"]) == int(declared["RedrivePolicy"]["maxReceiveCount"])
 
     group = aws(stack, "scheduler").get_schedule_group(Name="sms-habit-coach-local-nudges")
     assert group["Name"] == "sms-habit-coach-local-nudges"
