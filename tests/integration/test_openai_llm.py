@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,96 +13,24 @@ from coach.bots.llm_coach import MAX_ROUNDS
 from coach.bots.turn import TurnEvent
 from coach.domain.flow import SubState
 from coach.settings import CoachSettings
+from tests.support.openai_server import HANG, ScriptedServer, completion, scripted_server
 from tests.unit.bots.conversation import Conversation
-
-HANG = "hang"  # a scripted answer that never comes (until the test ends): the client times out
-
-
-def completion(content: str | None = None, *calls: tuple[str, str]) -> dict[str, Any]:
-    """A chat.completion body: text, and tool calls given as (name, arguments-as-written)."""
-    tool_calls = [
-        {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
-        for i, (name, arguments) in enumerate(calls)
-    ]
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "scripted",
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
-
-
-@dataclass
-class ScriptedServer:
-    """Answers /v1/chat/completions from a script; the last entry repeats. Records every request body."""
-
-    script: list[Any] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-    url: str = ""
-
-    def next_answer(self, body: dict[str, Any]) -> Any:
-        self.requests.append(body)
-        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
-
-    def tool_results(self, request: int) -> list[str]:
-        return [m["content"] for m in self.requests[request]["messages"] if m["role"] == "tool"]
 
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            answer = scripted.next_answer(body)
-            if answer == HANG:
-                scripted.release.wait(timeout=10)
-                return
-            status, payload = answer if isinstance(answer, tuple) else (200, answer)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("retry-after-ms", "1")  # keep the client's retries quick
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    scripted.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield scripted
-    scripted.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with scripted_server() as scripted:
+        yield scripted
 
 
-def coach_settings(server: ScriptedServer, **changes: Any) -> CoachSettings:
-    values: dict[str, Any] = {
-        "openai_api_key": "sk-test",
-        "openai_base_url": server.url,
-        "openai_model": "scripted-model",
-        "openai_timeout_seconds": 5.0,
-        "openai_max_retries": 0,
-    }
-    values.update(changes)
-    return CoachSettings(**values)
+def model(server: ScriptedServer, **settings: Any) -> OpenAILanguageModel:
+    """The adapter on the scripted server; its retries pause for no real time."""
+    return OpenAILanguageModel(server.settings(**settings), sleep=lambda _: None)
 
 
 def consented_chat(server: ScriptedServer, **settings: Any) -> Conversation:
     """A participant who said yes to the greeting (consent is always scripted), now in LLM-led intake."""
-    chat = Conversation(llm=OpenAILanguageModel(coach_settings(server, **settings)))
+    chat = Conversation(llm=model(server, **settings))
     chat.event(TurnEvent.ENROLLED)
     chat.text("yes")
     return chat
@@ -222,7 +147,7 @@ def test_a_model_that_calls_tools_forever_gets_the_offline_coach_after_round_10(
     assert reply == ["Why does this matter to you right now?"]
     assert chat.flow.user_profile.habit_domain == "healthy eating"
     assert [e.data["reason"] for e in chat.last.events if e.kind == "llm_fallback"] == [
-        "no text after 10 rounds of tool calls"
+        "too_many_rounds: no text after 10 rounds of tool calls"
     ]
 
 
@@ -261,7 +186,7 @@ def test_a_daily_nudge_in_llm_mode_asks_the_model_for_the_prompt(server: Scripte
     # Given a participant who finished intake offline
     chat = Conversation()
     chat.through_intake()
-    chat.llm = OpenAILanguageModel(coach_settings(server))
+    chat.llm = model(server)
     server.script = [completion(None, ("generate_habit_prompt", "{}")), completion("After your coffee: 10 squats!")]
 
     assert chat.event(TurnEvent.DAILY_NUDGE) == ["After your coffee: 10 squats!"]
