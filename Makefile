@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run chat sms test check lint typecheck cfn-lint validate openapi coverage clean bench
+.PHONY: help run chat sms test check lint typecheck cfn-lint validate openapi coverage clean bench redrive
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
@@ -21,6 +21,7 @@ help:
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
 	@echo "make bench     speed and AWS request counts of the hot paths"
+	@echo "make redrive   move the inbound dead-letter queue back to the queue (STACK=name on AWS; else the local stack)"
 
 # (Re)create the venv when it is missing or a requirements file changed since the last install.
 $(STAMP): layers/coach/requirements.txt requirements-dev.txt
@@ -71,6 +72,11 @@ openapi: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+
+# STACK=sms-habit-coach-dev: the deployed stack's queues; without it, the running local stack's (PORT). DRY_RUN=1 counts.
+redrive: $(STAMP)
+	@if [ -n "$$STACK" ]; then where="--stack $$STACK"; else where="--local --port $${PORT:-3000}"; fi; \
+	$(PY) -m infra.redrive $$where $${DRY_RUN:+--dry-run}
 
 bench: $(STAMP)
 	$(PY) -m tests.bench

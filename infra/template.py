@@ -32,12 +32,34 @@ def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) ->
 _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
-@cache
-def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+def read_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as written, intrinsic functions and all."""
     with path.open(encoding="utf-8") as handle:
         loaded = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - _CfnLoader is a SafeLoader
     assert isinstance(loaded, dict)
     return loaded
+
+
+@cache
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template with its static mappings resolved (what the local stack and the tests read)."""
+    loaded = read_template(path)
+    resolved: dict[str, Any] = _with_static_mappings(loaded, loaded.get("Mappings", {}))
+    return resolved
+
+
+def _with_static_mappings(value: Any, mappings: dict[str, Any]) -> Any:
+    """The template with every Fn::FindInMap of literal keys replaced by its value, as CloudFormation would:
+    the numbers the template derives in its Mappings (the conversation function's timing) read as numbers."""
+    if isinstance(value, list):
+        return [_with_static_mappings(item, mappings) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::FindInMap"}:
+        keys = value["Fn::FindInMap"]
+        if isinstance(keys, list) and len(keys) == 3 and all(isinstance(k, str) for k in keys):
+            return mappings[keys[0]][keys[1]][keys[2]]
+    return {key: _with_static_mappings(item, mappings) for key, item in value.items()}
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from coach.bootstrap import nudge_service
 from coach.observability import logger, metrics, tracer
 from coach.services.nudges import ScheduledEvent
+from coach.settings import prompt_generator_settings
 
 
 @logger.inject_lambda_context
@@ -20,7 +21,10 @@ from coach.services.nudges import ScheduledEvent
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = ScheduledEvent.model_validate(event)
-    logger.append_keys(participant_id=scheduled.participant_id, firing=scheduled.kind)
+    logger.thread_safe_append_keys(participant_id=scheduled.participant_id, firing=scheduled.kind)
     # The prompt generator schedules its own one-time reminders: it targets itself.
-    nudge_service(context.invoked_function_arn).fire(scheduled)
+    margin = prompt_generator_settings().turn_margin_seconds
+    nudge_service(context.invoked_function_arn).fire(
+        scheduled, time_left=lambda: context.get_remaining_time_in_millis() / 1000 - margin
+    )
     return {"participant_id": scheduled.participant_id, "kind": scheduled.kind}

@@ -64,7 +64,11 @@ def inbound_sms() -> Response[str]:
 
 @app.post("/twilio/status")
 def delivery_status() -> Response[str]:
-    result = webhook_service().record_delivery_status(_signed_form())
+    # The callback URL's query names our outbox item. Read it as the signature check read it (the decoded
+    # multi-value form), so what is checked is what is used.
+    query = app.current_event.multi_value_query_string_parameters or {}
+    reference = {name: values[-1] for name, values in query.items() if values}
+    result = webhook_service().record_delivery_status(_signed_form(), reference)
     logger.info(
         "delivery status",
         extra={"participant_id": result.participant_id, "updated": result.updated, "opted_out": result.opted_out},

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from infra.local.clock import ClockExtension
 from infra.local.fake_twilio import FakeTwilioExtension
+from infra.local.inventory import InventoryExtension
 from infra.local.pump import QueuePumpExtension
 from infra.local.scheduler import SchedulerExtension
 
@@ -34,4 +35,5 @@ def default_extensions() -> list[Extension]:
         pumps,
         scheduler,
         ClockExtension(scheduler),  # advances through the scheduler's emulator
+        InventoryExtension(),  # GET /_local/resources: moto's endpoint and the queues (infra.redrive --local)
     ]

@@ -100,6 +100,7 @@ class Intrinsics:
             "Fn::Sub": self._sub,
             "Fn::Join": self._join,
             "Fn::Select": self._select,
+            "Fn::FindInMap": self._find_in_map,
             "Fn::If": self._if,
             "Fn::Not": lambda arg: not self._truth(_single(arg, "Fn::Not"), "Fn::Not"),
             "Fn::Equals": self._equals,
@@ -156,6 +157,15 @@ class Intrinsics:
     def _select(self, argument: Any) -> Any:
         index, items = argument
         return self.evaluate(items)[int(self.evaluate(index))]
+
+    def _find_in_map(self, argument: Any) -> Any:
+        if not isinstance(argument, list) or len(argument) != 3:
+            raise TemplateError(f"Fn::FindInMap takes [map, top key, second key], got {argument!r}")
+        name, top, second = (self.evaluate(item) for item in argument)
+        try:
+            return self.template["Mappings"][name][top][second]
+        except (KeyError, TypeError) as exc:
+            raise TemplateError(f"Fn::FindInMap {name}.{top}.{second}: no such entry in Mappings") from exc
 
     def _if(self, argument: Any) -> Any:
         name, when_true, when_false = argument

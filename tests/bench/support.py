@@ -1,8 +1,10 @@
-"""Set-ups for the benchmarks: moto with the template's resources, an enrolled participant, a long history."""
+"""Set-ups for the benchmarks: moto with the template's resources, an enrolled participant, a long history,
+and long texts through the engine alone."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +21,10 @@ from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
 from coach.adapters.memory import InMemoryParticipantStore, InMemoryScheduler, InMemoryWorkQueue, ManualClock
 from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_conversation_service, build_nudge_service, forget_built_services
-from coach.domain.message import Direction, Message
+from coach.bots.engine import run_turn
+from coach.bots.turn import TurnEvent, TurnInput
+from coach.domain.flow import FlowState, SubState
+from coach.domain.message import MAX_BODY_CHARS, Direction, Message
 from coach.domain.participant import Participant
 from coach.services.enrollment import EnrollmentService, EnrollParticipant
 from coach.services.nudges import ScheduledEvent
@@ -213,3 +218,44 @@ def nudge_timings(count: int, *, in_memory: bool = False) -> tuple[list[float], 
                 timings.append(time.perf_counter() - start)
         assert len([s for s in sms.sent if "coffee" in s.body]) >= count, "every participant was nudged"
         return timings, counts
+
+
+# A run-on reply, dense in feedback cues, with a time and an anchor and no clause break: the shape that made
+# reading a text quadratic in its length (issue 9).
+LONG_REPLY_PHRASE = "yes done did it after my morning coffee at 7 "
+
+
+def long_reply() -> str:
+    """One text as long as Twilio delivers."""
+    return (LONG_REPLY_PHRASE * (MAX_BODY_CHARS // len(LONG_REPLY_PHRASE) + 1))[:MAX_BODY_CHARS]
+
+
+def text_turn_timings(texts: int, runs: int = 5) -> list[float]:
+    """Seconds of our own code (the engine and the offline coach, no stores) for one FEEDBACK turn of `texts`
+    coalesced texts of MAX_BODY_CHARS characters each, `runs` times from the same state."""
+    participant = Participant(id="p-bench", phone_number=PHONE, timezone="America/New_York", **_times())
+    flow = FlowState.start(participant.id, participant.background_text(), START)
+    now = START
+    steps = [TurnInput(flow=flow, participant=participant, now=now, event=TurnEvent.ENROLLED)]
+    for body in INTAKE:
+        result = run_turn(steps[-1])
+        now += timedelta(minutes=1)
+        steps.append(TurnInput(flow=result.flow, participant=participant, now=now, texts=[body]))
+    flow = run_turn(steps[-1]).flow
+    assert flow.sub_state is SubState.FEEDBACK, "the participant finished intake"
+    turn = TurnInput(flow=flow, participant=participant, now=now + timedelta(hours=1), texts=[long_reply()] * texts)
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = run_turn(turn)
+        timings.append(time.perf_counter() - start)
+        assert result.replies, "the coach answered"
+    return timings
+
+
+def median_text_turn(texts: int, runs: int = 5) -> float:
+    return statistics.median(text_turn_timings(texts, runs))
+
+
+def _times() -> dict[str, Any]:
+    return {"enrolled_at": START, "created_at": START, "updated_at": START}

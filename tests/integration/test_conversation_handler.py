@@ -113,3 +113,91 @@ def test_21211_from_twilio_is_recorded_and_not_retried(aws: Resources, twilio: S
     store = DynamoDBParticipantStore(aws.table_name, aws.dynamodb)
     [greeting] = store.list_messages(person["id"], limit=10, next_token=None).items
     assert (greeting.status, greeting.error_code) == ("failed", 21211)
+
+
+class Redeliveries:
+    """Stands in for SqsRedelivery: what the handler asked of the queue."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    def return_after(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
+        self.asked.append((receipt_handle, seconds))
+
+
+@pytest.fixture
+def redeliveries(monkeypatch: pytest.MonkeyPatch) -> Redeliveries:
+    import functions.conversation.app as app
+    from coach.services.redelivery import RedeliveryPolicy
+
+    recorder = Redeliveries()
+    monkeypatch.setattr(app, "redelivery", lambda: (RedeliveryPolicy(10, 60), recorder))
+    return recorder
+
+
+def test_a_failed_record_comes_back_after_the_backoff_not_the_queues_visibility_timeout(
+    aws: Resources, twilio: ServedFake, redeliveries: Redeliveries
+) -> None:
+    enroll({"phone_number": "+12065550004"})
+    event = sqs_event(aws)
+    [record] = event["Records"]
+    record["attributes"]["ApproximateReceiveCount"] = "3"
+    twilio.fake.fail_next(503, count=1)
+
+    response = handle(event)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert redeliveries.asked == [(record["receiptHandle"], 40)]  # the third try failed: back in 40 s
+
+
+def test_a_record_with_too_little_time_left_goes_back_at_once_untouched(
+    aws: Resources, twilio: ServedFake, redeliveries: Redeliveries
+) -> None:
+    from functions.conversation.app import lambda_handler
+
+    person = enroll({"phone_number": "+12065550005"})
+    event = sqs_event(aws)
+
+    class AlmostOver(LambdaContext):
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 5_000
+
+    response = lambda_handler(event, AlmostOver())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert redeliveries.asked == [(event["Records"][0]["receiptHandle"], 0)]
+    assert twilio.fake.messages(to=person["phone_number"]) == []  # not started: nothing sent
+
+
+def test_what_waited_in_the_dead_letter_queue_is_moved_back_and_answered_exactly_once(
+    aws: Resources, twilio: ServedFake
+) -> None:
+    from infra.redrive import main
+
+    # Given a participant's greeting work that failed every retry, twice over (a duplicate in the DLQ)
+    person = enroll({"phone_number": "+12065550006"})
+    [queued] = received(aws.sqs, aws.queue_url)
+    aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=queued["ReceiptHandle"])
+    for copy in ("a", "b"):
+        aws.sqs.send_message(
+            QueueUrl=aws.dead_letter_queue_url,
+            MessageBody=queued["Body"],
+            MessageGroupId=person["id"],
+            MessageDeduplicationId=f"{queued['Attributes']['MessageDeduplicationId']}-{copy}",
+        )
+    printed: list[str] = []
+    assert main(["--dlq", aws.dead_letter_queue_url, "--queue", aws.queue_url, "--dry-run"], printed.append) == 0
+    assert printed == [f"2 message(s) wait in {aws.dead_letter_queue_url}"]
+
+    # When the redrive command moves them back and the conversation function runs on them
+    main(["--dlq", aws.dead_letter_queue_url, "--queue", aws.queue_url], printed.append)
+    first = sqs_event(aws)
+    handle({"Records": first["Records"][:1]})
+    handle({"Records": first["Records"][1:]})
+
+    # Then the dead-letter queue is empty, both copies kept the participant's group, and one greeting went out
+    assert printed[-1] == f"2 message(s) moved from {aws.dead_letter_queue_url}"
+    assert received(aws.sqs, aws.dead_letter_queue_url) == []
+    assert {r["attributes"]["MessageGroupId"] for r in first["Records"]} == {person["id"]}
+    assert len(twilio.fake.messages(to=person["phone_number"])) == 1

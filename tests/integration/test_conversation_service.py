@@ -286,13 +286,13 @@ class FailingModel:
     def __init__(self) -> None:
         self.calls = 0
 
-    def complete(self, messages: object, tools: object) -> object:
+    def complete(self, messages: object, tools: object, *, time_left: float | None = None) -> object:
         self.calls += 1
         raise LanguageModelUnavailable("timed out after 20 s")
 
 
 class CountingModel(FailingModel):
-    def complete(self, messages: object, tools: object) -> object:
+    def complete(self, messages: object, tools: object, *, time_left: float | None = None) -> object:
         from coach.domain.chat import ModelReply
 
         self.calls += 1
@@ -315,7 +315,7 @@ def test_an_llm_timeout_gets_the_offline_coachs_answer() -> None:
 
 def test_the_daily_llm_cap_switches_to_the_offline_coach() -> None:
     model = CountingModel()
-    with harness("memory", language_model=model, daily_llm_turns=2) as h:  # type: ignore[arg-type]
+    with harness("memory", language_model=model, daily_llm_calls=2) as h:  # type: ignore[arg-type]
         participant = h.enroll()
         finish_intake(h, participant)
         calls_after_intake = model.calls

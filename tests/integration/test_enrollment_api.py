@@ -484,3 +484,29 @@ def test_the_research_events_page_oldest_first(aws: Resources) -> None:
     assert [e["kind"] for e in rest["items"]] == ["participant_updated", "status_changed"]
     assert rest["items"][1]["data"] == {"from": "active", "to": "paused"}
     assert call(api_event("GET", "/conversation/participants/nobody/events"))["statusCode"] == 404
+
+
+@pytest.mark.parametrize("field", ["phone_number", "timezone", "status"])
+def test_a_field_that_may_not_be_cleared_is_422_naming_it_and_nothing_changes(aws: Resources, field: str) -> None:
+    participant = enroll()
+    path = f"/conversation/participants/{participant['id']}"
+
+    response = call(api_event("PUT", path, body={field: None, "name": "Grace"}))
+
+    assert response["statusCode"] == 422
+    assert response_json(response)["details"] == [{"field": field, "message": "cannot be null"}]
+    assert response_json(call(api_event("GET", path))) == participant  # the name did not change either
+
+
+def test_null_clears_a_text_field_and_the_openapi_document_says_so(aws: Resources) -> None:
+    participant = enroll({**ENROLL, "name": "Ada"})
+    path = f"/conversation/participants/{participant['id']}"
+
+    response = call(api_event("PUT", path, body={"name": None}))
+
+    assert response["statusCode"] == 200
+    assert response_json(response)["name"] is None
+    document = response_json(call(api_event("GET", "/conversation/openapi.json")))
+    fields = document["components"]["schemas"]["UpdateParticipant"]["properties"]
+    assert "null clears" in fields["name"]["description"]
+    assert "may not be null" in fields["timezone"]["description"]

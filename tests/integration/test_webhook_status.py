@@ -130,3 +130,38 @@ def test_a_signed_callback_without_a_status_gets_400(webhook: Resources) -> None
     response = call(twilio_event("/twilio/status", fields))
 
     assert response["statusCode"] == 400
+
+
+def test_a_callback_naming_its_outbox_item_applies_before_the_sid_is_stored(webhook: Resources) -> None:
+    # Given a reply saved and handed to Twilio, whose runner has not stored the SID yet
+    from coach.domain.message import Direction
+    from coach.domain.outbox import OutboxItem, OutboxKind
+
+    participant_id = enrolled(webhook)
+    participants = DynamoDBParticipantStore(webhook.table_name)
+    conversations = DynamoDBConversationStore(webhook.table_name)
+    key = "SMin00000000000000000000000000001#0"
+    message = Message(
+        participant_id=participant_id, message_id=key, direction=Direction.OUTBOUND, body="Try it", at=SENT_AT
+    )
+    item = OutboxItem(participant_id=participant_id, key=key, kind=OutboxKind.SMS, created_at=SENT_AT, body="Try it")
+    conversations.save_turn(participants.get_flow_state(participant_id), outbox=[item], messages=[message])
+    conversations.begin_attempt(conversations.get_outbox_item(participant_id, key) or item, SENT_AT)
+
+    # When Twilio's callback comes to the URL our send gave it (its query names the item, and is signed)
+    query = {"outbox": [key], "participant": [participant_id]}
+    answer = call(twilio_event("/twilio/status", callback("delivered"), query=query))
+    forged = twilio_event("/twilio/status", callback("failed"), query={"outbox": ["other"], "participant": ["other"]})
+    forged["multiValueQueryStringParameters"] = query  # the query changed after Twilio signed the URL
+    forged["queryStringParameters"] = {"outbox": key, "participant": participant_id}
+
+    # Then the message is delivered, its SID is the item's, and a callback whose query was changed is refused
+    assert answer["statusCode"] == 200
+    assert (stored(webhook, participant_id, message).status, stored(webhook, participant_id, message).twilio_sid) == (
+        "delivered",
+        TWILIO_SID,
+    )
+    assert conversations.sid_claimed(participant_id, TWILIO_SID)
+    assert (conversations.get_outbox_item(participant_id, key) or item).reported_sid == TWILIO_SID
+    assert call(forged)["statusCode"] == 403
+    assert stored(webhook, participant_id, message).status == "delivered"

@@ -71,7 +71,7 @@ class LambdaContext:
 
     @staticmethod
     def get_remaining_time_in_millis() -> int:
-        return 10_000
+        return 60_000  # a fresh invocation of the conversation function (its Timeout)
 
 
 def response_json(response: dict[str, Any]) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 
 from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import InMemoryParticipantStore, InMemoryScheduler, InMemoryWorkQueue, ManualClock
+from coach.adapters.memory import (
+    InMemoryLlmBudget,
+    InMemoryParticipantStore,
+    InMemoryScheduler,
+    InMemoryWorkQueue,
+    ManualClock,
+)
 from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_conversation_service, build_nudge_service
 from coach.domain.message import Direction, Message
@@ -47,8 +53,10 @@ class FakeSms:
     """Records what is sent; `fail_next` queues exceptions raised by the next sends (before or after Twilio
     accepted the message: `after_accept=True` records the send, then raises, like a lost response)."""
 
+    clock: Callable[[], datetime] = lambda: START
     sent: list[SentSms] = field(default_factory=list)
     validity: dict[str, int | None] = field(default_factory=dict)  # SID -> the ValidityPeriod asked for
+    callbacks: dict[str, Mapping[str, str]] = field(default_factory=dict)  # SID -> its callback URL's parameters
     failures: list[tuple[Exception, bool]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -56,22 +64,37 @@ class FakeSms:
     def fail_next(self, exc: Exception, *, after_accept: bool = False, times: int = 1) -> None:
         self.failures.extend([(exc, after_accept)] * times)
 
-    def send(self, to: str, body: str, *, validity_seconds: int | None = None) -> SentSms:
+    def send(
+        self,
+        to: str,
+        body: str,
+        *,
+        validity_seconds: int | None = None,
+        callback_params: Mapping[str, str] | None = None,
+        claimed: Callable[[str], bool] = lambda sid: False,
+    ) -> SentSms:
         with self._lock:
             failure = self.failures.pop(0) if self.failures else None
             if failure is not None and not failure[1]:
                 raise failure[0]
-            sms = SentSms(sid=f"SM{next(self._ids):032d}", status="queued", to=to, body=body, date_created=START)
+            sms = SentSms(sid=f"SM{next(self._ids):032d}", status="queued", to=to, body=body, date_created=self.clock())
             self.sent.append(sms)
             self.validity[sms.sid] = validity_seconds
+            self.callbacks[sms.sid] = dict(callback_params or {})
             if failure is not None:
                 raise failure[0]
             return sms
 
-    def find_sent(self, to: str, body: str, since: datetime) -> SentSms | None:
+    def find_sent(
+        self, to: str, body: str, since: datetime, *, claimed: Callable[[str], bool] = lambda sid: False
+    ) -> SentSms | None:
         with self._lock:
-            matches = [s for s in self.sent if s.to == to and s.body == body]
-            return matches[-1] if matches else None
+            matches = [
+                s
+                for s in self.sent
+                if s.to == to and s.body == body and (s.date_created or since) >= since and not claimed(s.sid)
+            ]
+            return matches[0] if matches else None
 
     def bodies_to(self, to: str) -> list[str]:
         return [s.body for s in self.sent if s.to == to]
@@ -188,7 +211,13 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
             participants = DynamoDBParticipantStore(aws.table_name, client)
             conversation = DynamoDBConversationStore(aws.table_name, client)
             table = aws.table_name
-        sms, scheduler, clock, queue = FakeSms(), InMemoryScheduler(), ManualClock(START), InMemoryWorkQueue()
+        scheduler, clock, queue, budget = (
+            InMemoryScheduler(),
+            ManualClock(START),
+            InMemoryWorkQueue(),
+            InMemoryLlmBudget(),
+        )
+        sms = FakeSms(clock=clock.now)
         config = ConversationSettings(table_name=table, **settings)
 
         def build(**overrides: Any) -> ConversationService:
@@ -199,6 +228,7 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
                 "scheduler": scheduler,
                 "clock": clock,
                 "language_model": lambda: language_model,
+                "budget": budget,
                 **overrides,
             }
             return build_conversation_service(config, **parts)
@@ -213,6 +243,7 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
                 scheduler=scheduler,
                 clock=clock,
                 language_model=lambda: language_model,
+                budget=budget,
             )
 
         ids = itertools.count(1)

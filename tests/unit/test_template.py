@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 
-from infra.template import ROOT, load_template
+from infra.template import ROOT, load_template, read_template
 
 FUNCTIONS = ("EnrollmentFunction", "WebhookFunction", "ConversationFunction", "PromptGeneratorFunction")
 
@@ -563,3 +563,36 @@ def test_samconfig_deploys_each_environment_to_its_own_stack(env: str, stage: st
     assert deploy["resolve_s3"] is True
     assert deploy["confirm_changeset"] is (stage == "prod")
     assert config[env]["validate"]["parameters"]["lint"] is True
+
+
+def test_the_conversation_functions_timing_comes_from_one_mappings_block(cfn: dict[str, Any]) -> None:
+    raw = read_template()  # as written: the values are references to the Timing mapping
+    timing = {"Fn::FindInMap": ["Timing", "Conversation"]}
+    conversation = raw["Resources"]["ConversationFunction"]["Properties"]
+    queue = raw["Resources"]["InboundQueue"]["Properties"]
+    env = conversation["Environment"]["Variables"]
+    resolved = properties(cfn, "ConversationFunction")
+    assert resolved["Timeout"] == raw["Mappings"]["Timing"]["Conversation"]["FunctionTimeout"]
+    assert conversation["Timeout"] == {"Fn::FindInMap": [*timing["Fn::FindInMap"], "FunctionTimeout"]}
+    assert queue["VisibilityTimeout"] == {"Fn::FindInMap": [*timing["Fn::FindInMap"], "QueueVisibility"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Fn::FindInMap": [*timing["Fn::FindInMap"], "MaxReceives"]}
+    for variable, entry in [
+        ("TURN_MARGIN_SECONDS", "TurnMargin"),
+        ("TURN_START_SECONDS", "TurnStart"),
+        ("REDELIVERY_BASE_SECONDS", "RedeliveryBase"),
+        ("REDELIVERY_MAX_SECONDS", "RedeliveryMax"),
+    ]:
+        assert env[variable] == {"Fn::FindInMap": [*timing["Fn::FindInMap"], entry]}
+
+
+def test_each_invocation_takes_one_record_so_no_participant_waits_behind_another(cfn: dict[str, Any]) -> None:
+    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["BatchSize"] == 1
+
+
+def test_llm_caps_and_the_study_budget_are_parameters(cfn: dict[str, Any]) -> None:
+    for function_id in ("ConversationFunction", "PromptGeneratorFunction"):
+        env = env_of(cfn, function_id)
+        assert env["DAILY_LLM_CALLS"] == {"Ref": "DailyLlmCalls"}
+        assert env["DAILY_LLM_TOKENS"] == {"Ref": "DailyLlmTokens"}
+        assert env["STUDY_DAILY_LLM_TOKENS"] == {"Ref": "StudyDailyLlmTokens"}

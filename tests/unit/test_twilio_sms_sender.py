@@ -293,3 +293,39 @@ def test_importing_the_adapter_leaves_twilio_rest_unloaded() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_status_callback_url_names_the_outbox_item_and_the_validity_period_is_passed(harness: Harness) -> None:
+    harness.messages.creates = [message("hello")]
+    sender = harness.sender(status_callback_url="https://x.example/prod/twilio/status")
+
+    sender.send(TO, "hello", validity_seconds=2400, callback_params={"participant": "p-1", "outbox": "SMin1#0"})
+
+    [request] = harness.messages.created
+    assert request["status_callback"] == "https://x.example/prod/twilio/status?outbox=SMin1%230&participant=p-1"
+    assert request["validity_period"] == 2400
+
+
+def test_a_retry_after_a_lost_answer_never_takes_a_message_another_item_owns(harness: Harness) -> None:
+    # Given an identical earlier text (owned by its own item), and this send's answer lost in a 500
+    earlier = message("same words", sid="SM" + "e" * 32, created=NOW)
+    harness.messages.creates = [rest_error(500), message("same words", sid="SM" + "n" * 32)]
+    harness.messages.lists = [[earlier]]
+
+    sent = harness.sender().send(TO, "same words", claimed=lambda sid: sid == earlier.sid)
+
+    # Then the earlier one does not count as this one: the message is sent again, and that is the one we keep
+    assert sent.sid == "SM" + "n" * 32
+    assert len(harness.messages.created) == 2
+
+
+def test_a_retry_finds_its_own_message_when_twilio_took_it(harness: Harness) -> None:
+    mine = message("same words", sid="SM" + "m" * 32, created=NOW)
+    earlier = message("same words", sid="SM" + "e" * 32, created=NOW)
+    harness.messages.creates = [rest_error(502)]
+    harness.messages.lists = [[mine, earlier]]  # newest first
+
+    sent = harness.sender().send(TO, "same words", claimed=lambda sid: sid == earlier.sid)
+
+    assert sent.sid == mine.sid
+    assert len(harness.messages.created) == 1

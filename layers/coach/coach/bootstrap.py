@@ -13,7 +13,16 @@ from coach.adapters.clock import SystemClock
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.adapters.sqs_queue import SqsWorkQueue
 from coach.observability import logger, metrics
-from coach.ports import Clock, ConversationStore, LanguageModel, ParticipantStore, Scheduler, SmsSender, WorkQueue
+from coach.ports import (
+    Clock,
+    ConversationStore,
+    LanguageModel,
+    LlmBudget,
+    ParticipantStore,
+    Scheduler,
+    SmsSender,
+    WorkQueue,
+)
 from coach.services.enrollment import EnrollmentService
 from coach.services.inbound import InboundService
 from coach.settings import (
@@ -31,8 +40,10 @@ from coach.settings import (
 )
 
 if TYPE_CHECKING:
+    from coach.adapters.sqs_queue import SqsRedelivery
     from coach.services.conversation import ConversationService
     from coach.services.nudges import NudgeService
+    from coach.services.redelivery import RedeliveryPolicy
     from coach.services.turns import SavedTurns, TurnRunner
 
 
@@ -94,6 +105,7 @@ def build_conversation_service(
     scheduler: Scheduler | None = None,
     clock: Clock | None = None,
     language_model: Callable[[], LanguageModel | None] | None = None,
+    budget: LlmBudget | None = None,
 ) -> ConversationService:
     from coach.services.conversation import ConversationService
 
@@ -105,6 +117,7 @@ def build_conversation_service(
         scheduler=scheduler or _scheduler(settings),
         clock=clock,
         language_model=language_model,
+        budget=budget,
     )
     return ConversationService(
         turns=turns,
@@ -124,6 +137,7 @@ def _saved_turns(
     scheduler: Scheduler,
     clock: Clock | None,
     language_model: Callable[[], LanguageModel | None] | None,
+    budget: LlmBudget | None,
 ) -> tuple[SavedTurns, TurnRunner]:
     """The unit of work and the engine runner the conversation function and the prompt generator share."""
     # Imported here, not at the top: the webhook shares this module and must start fast.
@@ -149,12 +163,18 @@ def _saved_turns(
         clock=clock,
         on_event=_report_conversation_event,
     )
+    from coach.adapters.dynamodb_budget import DynamoDBLlmBudget
+
     coach = TurnRunner(
         language_model=language_model or _configured_language_model(settings),
         segment_budget=coach_settings().sms_segment_budget,
-        daily_llm_turns=settings.daily_llm_turns,
+        daily_llm_calls=settings.daily_llm_calls,
+        daily_llm_tokens=settings.daily_llm_tokens,
+        study_daily_tokens=settings.study_daily_llm_tokens,
+        budget=budget or DynamoDBLlmBudget(settings.table_name),
         intensity_check=settings.intensity_check,
         on_event=_report_conversation_event,
+        on_metric=_report_metric,
     )
     return turns, coach
 
@@ -169,6 +189,7 @@ def build_nudge_service(
     scheduler: Scheduler | None = None,
     clock: Clock | None = None,
     language_model: Callable[[], LanguageModel | None] | None = None,
+    budget: LlmBudget | None = None,
 ) -> NudgeService:
     """`target_arn`: what the schedules invoke (the prompt generator itself, from its Lambda context)."""
     from coach.domain.reachability import QuietHours
@@ -183,6 +204,7 @@ def build_nudge_service(
         scheduler=scheduler,
         clock=clock,
         language_model=language_model,
+        budget=budget,
     )
     return NudgeService(
         turns=turns,
@@ -220,9 +242,23 @@ def _configured_language_model(settings: ConversationSettings) -> Callable[[], L
     return build
 
 
+def _report_metric(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def _report_conversation_event(kind: str, data: dict[str, object]) -> None:
     logger.info(kind.replace("_", " "), extra=data)
     metrics.add_metric(name=kind, unit=MetricUnit.Count, value=1)
+
+
+@cache
+def redelivery() -> tuple[RedeliveryPolicy, SqsRedelivery]:
+    """How the conversation function brings a failed record back (coach.services.redelivery)."""
+    from coach.adapters.sqs_queue import SqsRedelivery
+    from coach.services.redelivery import RedeliveryPolicy
+
+    settings = conversation_settings()
+    return RedeliveryPolicy(settings.redelivery_base_seconds, settings.redelivery_max_seconds), SqsRedelivery()
 
 
 @cache
@@ -239,6 +275,7 @@ def forget_built_services() -> None:
     webhook_verifier.cache_clear()
     webhook_settings.cache_clear()
     conversation_service.cache_clear()
+    redelivery.cache_clear()
     conversation_settings.cache_clear()
     nudge_service.cache_clear()
     prompt_generator_settings.cache_clear()

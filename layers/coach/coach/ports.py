@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
@@ -94,6 +94,16 @@ class ConversationStore(Protocol):
         self, participant_id: str, twilio_sid: str, status: str, error_code: int | None, now: datetime
     ) -> bool:
         """Move a sent message's status forward (never back). False for an unknown SID or an older status."""
+
+    def record_callback(
+        self, participant_id: str, outbox_key: str, twilio_sid: str, status: str, error_code: int | None, now: datetime
+    ) -> bool:
+        """A status callback that names our outbox item (its URL carries the key): however early it comes, the
+        item learns its SID (which no other item may then claim) and its message's status moves forward.
+        False for an unknown item or an older status."""
+
+    def sid_claimed(self, participant_id: str, twilio_sid: str) -> bool:
+        """Whether an outbox item of the participant has this Twilio SID as its own."""
 
     # -- turns ---------------------------------------------------------------------------------
 
@@ -188,16 +198,33 @@ class SentSms:
     date_created: datetime | None = None
 
 
+def _nothing_claimed(sid: str) -> bool:
+    return False
+
+
 class SmsSender(Protocol):
     """Sends SMS (Twilio's REST API). Adapters raise DeliveryRejected or DeliveryUnavailable."""
 
-    def send(self, to: str, body: str, *, validity_seconds: int | None = None) -> SentSms:
+    def send(
+        self,
+        to: str,
+        body: str,
+        *,
+        validity_seconds: int | None = None,
+        callback_params: Mapping[str, str] | None = None,
+        claimed: Callable[[str], bool] = _nothing_claimed,
+    ) -> SentSms:
         """Send one SMS from our number (or messaging service) with the status-callback URL set.
 
-        `validity_seconds`: how long the provider may keep it queued before dropping it (a nudge's window)."""
+        `validity_seconds`: how long the provider may keep it queued before dropping it (a nudge's window).
+        `callback_params`: added to the status-callback URL, so the callback names our item. `claimed(sid)`:
+        whether another item owns a message already, for a retry that must find out whether its own try got
+        through (never by its body alone)."""
 
-    def find_sent(self, to: str, body: str, since: datetime) -> SentSms | None:
-        """A message with this body sent to `to` at or after `since`, if the provider has one.
+    def find_sent(
+        self, to: str, body: str, since: datetime, *, claimed: Callable[[str], bool] = _nothing_claimed
+    ) -> SentSms | None:
+        """The oldest message with this body sent to `to` at or after `since` whose SID is not `claimed`.
 
         Lets a retried send find out whether an earlier attempt got through before it crashed.
         """
@@ -211,5 +238,19 @@ class Clock(Protocol):
 class LanguageModel(Protocol):
     """A chat model with tool calling (the conversation engine's only way out of pure code)."""
 
-    def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> ModelReply:
-        """One answer to the conversation so far. Raises coach.domain.chat.LanguageModelUnavailable."""
+    def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, time_left: float | None = None
+    ) -> ModelReply:
+        """One answer to the conversation so far, within `time_left` seconds (None: no deadline).
+
+        Raises coach.domain.chat.LanguageModelUnavailable (with .kind and .calls) and nothing else."""
+
+
+class LlmBudget(Protocol):
+    """The study-wide daily token budget, shared by every participant's turns."""
+
+    def spent(self, day: str) -> int:
+        """Tokens spent on `day` (UTC date) so far."""
+
+    def add(self, day: str, tokens: int) -> None:
+        """Count tokens spent on `day` (atomic across concurrent turns)."""

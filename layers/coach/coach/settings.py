@@ -89,8 +89,24 @@ class ConversationSettings(SchedulerSettings, _Base):
     """The conversation function: where schedules go, and how much LLM a participant may use."""
 
     openai_secret_name: str | None = Field(None, description='Secrets Manager secret {"api_key": ...}')
-    daily_llm_turns: int = Field(40, ge=0, description="LLM turns per participant per local day; then offline")
+    daily_llm_calls: int = Field(
+        40, ge=0, description="LLM calls per participant per local day, failed ones included; then offline"
+    )
+    daily_llm_tokens: int = Field(60_000, ge=0, description="LLM tokens per participant per local day; then offline")
+    study_daily_llm_tokens: int = Field(
+        2_000_000, ge=0, description="LLM tokens of the whole study per UTC day; then offline; 0 = no budget"
+    )
     max_texts_per_turn: int = Field(10, ge=1, le=20, description="Quick texts answered together in one turn")
+    turn_margin_seconds: float = Field(
+        20, ge=0, description="Of the invocation's time, what the LLM leaves for saving and sending"
+    )
+    turn_start_seconds: float = Field(
+        25, ge=0, description="A record with less time left than this is returned to the queue, not started"
+    )
+    redelivery_base_seconds: int = Field(10, ge=0, le=900, description="A failed record's first wait; it doubles")
+    redelivery_max_seconds: int = Field(
+        60, ge=0, le=900, description="The longest wait before a failed record's next try"
+    )
     intensity_check: bool = Field(False, description="Ask 'a bit more, the same, or less?' once a day after a success")
 
 

@@ -21,7 +21,9 @@ class ScriptedModel:
     script: list[ModelReply | Exception]
     seen: list[list[ChatMessage]] = field(default_factory=list)
 
-    def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> ModelReply:
+    def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], *, time_left: float | None = None
+    ) -> ModelReply:
         self.seen.append(list(messages))
         answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(answer, Exception):
@@ -94,7 +96,7 @@ def test_a_failing_model_leaves_no_trace_of_its_tools() -> None:
     chat.text("physical activity")
 
     assert chat.flow.user_profile.habit_domain == "physical activity"  # the offline coach's reading, not "juggling"
-    assert [e.data for e in chat.last.events if e.kind == "llm_fallback"] == [{"reason": "503"}]
+    assert [e.data for e in chat.last.events if e.kind == "llm_fallback"] == [{"kind": "unavailable", "reason": "503"}]
 
 
 def test_the_model_sees_the_newest_30_messages_and_a_system_prompt() -> None:
@@ -177,7 +179,7 @@ def test_an_llm_nudge_counts_as_one_prompt_with_the_tool_or_without_it() -> None
         assert chat.flow.user_profile.last_prompt_sent_at == chat.now
         assert chat.flow.pending_reminder is not None
         assert chat.flow.pending_reminder.nudge_key == "nudge#p-1#day"
-        assert chat.flow.llm_turns_that_day == 1
+        assert chat.flow.llm_calls_that_day == len(script)  # every call counts, the tool round's too
 
 
 def test_a_nudge_firing_past_its_window_sends_nothing_and_records_the_expiry() -> None:

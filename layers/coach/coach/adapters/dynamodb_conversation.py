@@ -71,6 +71,38 @@ class DynamoDBConversationStore(DynamoDBTable):
         sk = self._pointer(participant_id, twilio_sid)
         if sk is None:
             return False
+        return self._advance_status(participant_pk(participant_id), sk, status, error_code, now)
+
+    def record_callback(
+        self, participant_id: str, outbox_key: str, twilio_sid: str, status: str, error_code: int | None, now: datetime
+    ) -> bool:
+        pk = participant_pk(participant_id)
+        item = self._get(pk, f"{OUTBOX_PREFIX}{outbox_key}")
+        if item is None or not item.get("message_sk"):
+            return False
+        message_sk = str(item["message_sk"])
+        # The SID is this item's from now on: its later callbacks find the message, no other item claims it.
+        self._transact(
+            [
+                self._put({**key(pk, f"{MESSAGE_ID_PREFIX}{twilio_sid}"), "sk": {"S": message_sk}}),
+                self._update_item(
+                    pk,
+                    f"{OUTBOX_PREFIX}{outbox_key}",
+                    "SET reported_sid = if_not_exists(reported_sid, :sid)",
+                    "attribute_exists(PK)",
+                    {":sid": {"S": twilio_sid}},
+                ),
+            ]
+        )
+        return self._advance_status(pk, message_sk, status, error_code, now, twilio_sid=twilio_sid)
+
+    def sid_claimed(self, participant_id: str, twilio_sid: str) -> bool:
+        return self._pointer(participant_id, twilio_sid) is not None
+
+    def _advance_status(
+        self, pk: str, sk: str, status: str, error_code: int | None, now: datetime, *, twilio_sid: str | None = None
+    ) -> bool:
+        """Move a transcript message's status forward, never back (callbacks and our own finish race)."""
         update, values = _set_clause(
             {
                 "#status": {"S": status},
@@ -79,8 +111,11 @@ class DynamoDBConversationStore(DynamoDBTable):
                 "error_code": _number(error_code),
             }
         )
+        if twilio_sid is not None:
+            update += ", twilio_sid = if_not_exists(twilio_sid, :sid)"
+            values[":sid"] = {"S": twilio_sid}
         return self._update(
-            participant_pk(participant_id),
+            pk,
             sk,
             update,
             "attribute_exists(PK) AND (attribute_not_exists(status_rank) OR status_rank < :status_rank)",
@@ -221,13 +256,18 @@ class DynamoDBConversationStore(DynamoDBTable):
             )
         ]
         if item.kind is OutboxKind.SMS and item.message_sk:
-            items.append(self._transcript_update(pk, item.message_sk, state, sent, error_code))
+            items.append(self._transcript_update(pk, item.message_sk, sent, error_code))
             if sent is not None:
                 pointer = {**key(pk, f"{MESSAGE_ID_PREFIX}{sent.sid}"), "sk": {"S": item.message_sk}}
                 items.append(self._put(pointer))
         items.extend(self._put(self._event_item(e)) for e in events)
         if self._transact(items) is not None:
             raise Conflict(f"outbox item {item.key} changed since it was read")
+        if item.kind is OutboxKind.SMS and item.message_sk:
+            # A callback naming the item may have moved the message further already (delivered before we
+            # stored the SID): forward only.
+            status = sent.status if sent is not None else state.value
+            self._advance_status(pk, item.message_sk, status, error_code, now)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -241,20 +281,19 @@ class DynamoDBConversationStore(DynamoDBTable):
         )
 
     def _transcript_update(
-        self, pk: str, message_sk: str, state: OutboxState, sent: SentSms | None, error_code: int | None
+        self, pk: str, message_sk: str, sent: SentSms | None, error_code: int | None
     ) -> dict[str, Any]:
-        status = sent.status if sent is not None else state.value
-        update, values = _set_clause(
-            {
-                "#status": {"S": status},
-                "status_rank": {"N": str(status_rank(status))},
-                "twilio_sid": {"S": sent.sid} if sent is not None else None,
-                "error_code": _number(error_code),
+        """The message's SID and error code, in the finishing transaction; its status moves after it."""
+        attributes = {"twilio_sid": {"S": sent.sid} if sent is not None else None, "error_code": _number(error_code)}
+        if all(value is None for value in attributes.values()):  # only check the message is there
+            check = {
+                "TableName": self.table_name,
+                "Key": key(pk, message_sk),
+                "ConditionExpression": "attribute_exists(PK)",
             }
-        )
-        # No delivery callback can have moved the message yet: it finds the message through the SID pointer
-        # that this same transaction writes.
-        return self._update_item(pk, message_sk, update, "attribute_exists(PK)", values, names={"#status": "status"})
+            return {"ConditionCheck": check}
+        update, values = _set_clause(attributes)
+        return self._update_item(pk, message_sk, update, "attribute_exists(PK)", values)
 
     def _pointer(self, participant_id: str, message_id: str) -> str | None:
         item = self._get(participant_pk(participant_id), f"{MESSAGE_ID_PREFIX}{message_id}")

@@ -232,3 +232,19 @@ class InMemoryScheduler:
             for name, existing in self.schedules.items()
             if existing.spec.payload.get("participant_id") == participant_id
         }
+
+
+class InMemoryLlmBudget:
+    """Implements coach.ports.LlmBudget: tokens by UTC day."""
+
+    def __init__(self) -> None:
+        self.days: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def spent(self, day: str) -> int:
+        with self._lock:
+            return self.days.get(day, 0)
+
+    def add(self, day: str, tokens: int) -> None:
+        with self._lock:
+            self.days[day] = self.days.get(day, 0) + max(tokens, 0)

@@ -62,12 +62,39 @@ class InMemoryConversationStore:
             message_id = self.sids.get((participant_id, twilio_sid))
             if message_id is None:
                 return False
-            transcript = self._transcript(participant_id)
-            message = transcript[message_id]
-            if status_rank(status) <= status_rank(message.status or "pending"):
+            return self._advance_status(participant_id, message_id, status, error_code)
+
+    def record_callback(
+        self, participant_id: str, outbox_key: str, twilio_sid: str, status: str, error_code: int | None, now: datetime
+    ) -> bool:
+        with self._lock:
+            item = self.outbox.get(participant_id, {}).get(outbox_key)
+            if item is None or outbox_key not in self._transcript(participant_id):
                 return False
-            transcript[message_id] = message.model_copy(update={"status": status, "error_code": error_code})
-            return True
+            self.sids[(participant_id, twilio_sid)] = outbox_key
+            if item.reported_sid is None:
+                self.outbox[participant_id][outbox_key] = item.model_copy(update={"reported_sid": twilio_sid})
+            return self._advance_status(participant_id, outbox_key, status, error_code, twilio_sid)
+
+    def sid_claimed(self, participant_id: str, twilio_sid: str) -> bool:
+        with self._lock:
+            return (participant_id, twilio_sid) in self.sids
+
+    def _advance_status(
+        self, participant_id: str, message_id: str, status: str, error_code: int | None, twilio_sid: str | None = None
+    ) -> bool:
+        """Forward only, as the DynamoDB store's conditional update (callbacks and our own finish race)."""
+        transcript = self._transcript(participant_id)
+        message = transcript[message_id]
+        if status_rank(status) <= status_rank(message.status or "pending"):
+            return False
+        update: dict[str, object] = {"status": status}
+        if error_code is not None:
+            update["error_code"] = error_code
+        if twilio_sid is not None and message.twilio_sid is None:
+            update["twilio_sid"] = twilio_sid
+        transcript[message_id] = message.model_copy(update=update)
+        return True
 
     def inbound_message(self, participant_id: str, message_id: str) -> Message | None:
         with self._lock:
@@ -167,10 +194,12 @@ class InMemoryConversationStore:
             )
             transcript = self._transcript(pid)
             if item.kind is OutboxKind.SMS and item.key in transcript:
-                status = sent.status if sent else state.value
-                transcript[item.key] = transcript[item.key].model_copy(
-                    update={"status": status, "twilio_sid": sent.sid if sent else None, "error_code": error_code}
-                )
+                message = transcript[item.key]
+                update: dict[str, object] = {"twilio_sid": sent.sid if sent else message.twilio_sid}
+                if error_code is not None:
+                    update["error_code"] = error_code
+                transcript[item.key] = message.model_copy(update=update)
+                self._advance_status(pid, item.key, sent.status if sent else state.value, error_code)
                 if sent is not None:
                     self.participants.sids[(pid, sent.sid)] = item.key
             self.participants.events.setdefault(pid, []).extend(events)

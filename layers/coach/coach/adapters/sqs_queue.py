@@ -29,3 +29,31 @@ class SqsWorkQueue:
             MessageGroupId=work.participant_id,
             MessageDeduplicationId=work.deduplication_id(),
         )
+
+
+class SqsRedelivery:
+    """Brings a failed record back after a chosen delay (its visibility timeout), instead of the queue's."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+        self._urls: dict[str, str] = {}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def return_after(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
+        """Make the record visible again in `seconds` (0: at once)."""
+        self.client.change_message_visibility(
+            QueueUrl=self._url(queue_arn), ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, seconds)
+        )
+
+    def _url(self, queue_arn: str) -> str:
+        if queue_arn not in self._urls:
+            _, _, _, _, account, name = queue_arn.split(":", 5)
+            self._urls[queue_arn] = self.client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+                "QueueUrl"
+            ]
+        return self._urls[queue_arn]

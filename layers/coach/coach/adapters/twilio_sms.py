@@ -11,15 +11,18 @@ What Twilio answers becomes a domain error:
   - 401, 403, 404: our credentials or account are wrong, not the message: DeliveryUnavailable at once, so
     the work waits in SQS/the DLQ until an operator fixes the secret instead of being marked failed.
 A retry after an answer that got lost (a read timeout, a 5xx) first asks Twilio whether the message was
-created after all (find_sent), so a message is never sent twice by our own retries.
+created after all: a message with this body created since the first try whose SID no other outbox item owns
+(find_sent). Never the body alone: an identical earlier text belongs to its own item. Each send's status
+callback URL names its outbox item, so a callback is ours however early it comes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from coach.adapters.clock import SystemClock
 from coach.adapters.secrets import TwilioCredentials, twilio_credentials
@@ -71,7 +74,15 @@ class TwilioSmsSender:
         self._built: tuple[TwilioCredentials, Any] | None = None
 
     # --- the port --------------------------------------------------------------------------------
-    def send(self, to: str, body: str, *, validity_seconds: int | None = None) -> SentSms:
+    def send(
+        self,
+        to: str,
+        body: str,
+        *,
+        validity_seconds: int | None = None,
+        callback_params: Mapping[str, str] | None = None,
+        claimed: Callable[[str], bool] = lambda sid: False,
+    ) -> SentSms:
         credentials = self._credentials()
         request: dict[str, Any] = {"to": to, "body": body}
         if validity_seconds is not None:
@@ -83,7 +94,7 @@ class TwilioSmsSender:
         else:
             request["from_"] = credentials.sender
         if self._settings.status_callback_url:
-            request["status_callback"] = self._settings.status_callback_url
+            request["status_callback"] = with_query(self._settings.status_callback_url, callback_params or {})
         started = self._clock.now()
         attempts = self._settings.send_attempts
         reason, unsure = "", False
@@ -92,7 +103,7 @@ class TwilioSmsSender:
                 self._pause(attempt, reason, to)
             try:
                 if unsure:  # the last try may have got through: look before sending again
-                    earlier = self._newest_sent(credentials, to, body, started - CLOCK_TOLERANCE)
+                    earlier = self._unclaimed_sent(credentials, to, body, started - CLOCK_TOLERANCE, claimed)
                     if earlier is not None:
                         logger.info("sms found sent", extra={"to": mask_phone(to), "sid": earlier.sid})
                         return earlier
@@ -107,7 +118,9 @@ class TwilioSmsSender:
         logger.warning("sms not sent", extra={"to": mask_phone(to), "attempts": attempts, "reason": reason})
         raise DeliveryUnavailable(f"Twilio did not take the message after {attempts} tries ({reason})")
 
-    def find_sent(self, to: str, body: str, since: datetime) -> SentSms | None:
+    def find_sent(
+        self, to: str, body: str, since: datetime, *, claimed: Callable[[str], bool] = lambda sid: False
+    ) -> SentSms | None:
         credentials = self._credentials()
         attempts = self._settings.send_attempts
         reason = ""
@@ -115,14 +128,17 @@ class TwilioSmsSender:
             if attempt > 1:
                 self._pause(attempt, reason, to)
             try:
-                return self._newest_sent(credentials, to, body, since)
+                return self._unclaimed_sent(credentials, to, body, since, claimed)
             except _Retryable as failure:
                 reason = failure.reason
         raise DeliveryUnavailable(f"cannot list Twilio's messages after {attempts} tries ({reason})")
 
     # --- helpers ---------------------------------------------------------------------------------
-    def _newest_sent(self, credentials: TwilioCredentials, to: str, body: str, since: datetime) -> SentSms | None:
-        """The newest message to `to` with exactly this body, created at or after `since` (one small page)."""
+    def _unclaimed_sent(
+        self, credentials: TwilioCredentials, to: str, body: str, since: datetime, claimed: Callable[[str], bool]
+    ) -> SentSms | None:
+        """The oldest message to `to` with exactly this body, created at or after `since`, that no other item
+        owns (one small page). An identical earlier text is owned by its own item, so it cannot hide this one."""
         filters: dict[str, Any] = {"to": to, "limit": LOOKUP_PAGE_SIZE, "page_size": LOOKUP_PAGE_SIZE}
         if not credentials.uses_messaging_service:
             filters["from_"] = credentials.sender  # a messaging service's messages carry the number it picked
@@ -132,7 +148,7 @@ class TwilioSmsSender:
             messages = self._call(lambda client: client.messages.list(**filters))
         except DeliveryRejected as exc:  # a 4xx on a lookup says nothing about a message
             raise DeliveryUnavailable(f"Twilio refused to list messages ({exc.code})") from exc
-        for message in messages:  # newest first
+        for message in reversed(list(messages)):  # Twilio lists newest first
             created = message.date_created
             if (
                 message.body == body
@@ -140,6 +156,7 @@ class TwilioSmsSender:
                 and created >= floor
                 and str(message.direction or "outbound-api").startswith("outbound")
                 and (not credentials.uses_messaging_service or message.messaging_service_sid == credentials.sender)
+                and not claimed(str(message.sid))
             ):
                 return _sent_sms(message)
         return None
@@ -186,6 +203,15 @@ class TwilioSmsSender:
             client = Client(credentials.account_sid, credentials.auth_token, http_client=http_client)
             self._built = (credentials, client)
         return self._built[1]
+
+
+def with_query(url: str, params: Mapping[str, str]) -> str:
+    """`url` with `params` added to its query string (Twilio signs the whole URL, query included)."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(sorted(params.items()))) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 def _from_status(status: int | None, code: int | None) -> Exception:

@@ -9,10 +9,12 @@ the caller saves the new state as it is (the schedules derive from it) and sends
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from coach.bots.intake import next_intake_step
-from coach.bots.llm_coach import llm_reply
+from coach.bots.llm_coach import LlmAllowance, llm_reply
 from coach.bots.offline_coach import REMINDER, answer_consent, daily_nudge, greeting, offline_reply
 from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt
 from coach.bots.turn import Outgoing, TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
@@ -38,9 +40,11 @@ def run_turn(
     llm: LanguageModel | None = None,
     rng: random.Random | None = None,
     segment_budget: int = DEFAULT_SEGMENT_BUDGET,
+    time_left: Callable[[], float] | None = None,
 ) -> TurnResult:
-    """One turn. With `llm` None (or failing) the offline coach answers. `rng` defaults to one seeded by
-    the participant and the time, so a redelivered turn computes the same result."""
+    """One turn. With `llm` None (or failing, or out of its day's calls or tokens, or out of time) the offline
+    coach answers. `time_left`: seconds the invocation can still spend on the LLM. `rng` defaults to one
+    seeded by the participant and the time, so a redelivered turn computes the same result."""
     ctx = TurnContext(
         flow=turn.flow.model_copy(deep=True),
         participant=turn.participant,
@@ -48,11 +52,11 @@ def run_turn(
         rng=rng or random.Random(f"{turn.flow.participant_id}|{turn.now.isoformat()}"),
     )
     profile_before, tone_before = ctx.profile.model_copy(deep=True), list(ctx.flow.tone.active)
-    llm, llm_day = _within_daily_cap(ctx, turn, llm)
+    model = _llm_for(ctx, turn, llm, time_left)
     if turn.event is None:
-        outgoing, coach = _on_texts(ctx, turn, llm)
+        outgoing, coach = _on_texts(ctx, turn, model)
     else:
-        outgoing, coach = _on_event(ctx, turn, llm)
+        outgoing, coach = _on_event(ctx, turn, model)
     shaped = [
         Outgoing(
             text=shape_sms(o.text, emojis_allowed=ctx.flow.tone.emojis_allowed, segment_budget=segment_budget),
@@ -65,9 +69,8 @@ def run_turn(
         _remember(ctx, "assistant", reply.text)
     if turn.answering is not None:
         ctx.flow.last_processed_inbound = turn.answering
-    if coach == "llm" and shaped:
-        used = ctx.flow.llm_turns_that_day if ctx.flow.llm_day == llm_day else 0
-        ctx.flow.llm_day, ctx.flow.llm_turns_that_day = llm_day, used + 1
+    if model is not None:
+        _account(ctx, model.allowance, coach if shaped else "none")
     if changes := profile_changes(profile_before, ctx.profile):
         ctx.record("profile_changed", fields=changes)
     if ctx.flow.tone.active != tone_before:
@@ -76,16 +79,64 @@ def run_turn(
     return TurnResult(flow=ctx.flow, texts=shaped, events=ctx.events, coach=coach if shaped else "none")
 
 
-def _within_daily_cap(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> tuple[LanguageModel | None, str]:
-    """The LLM, unless the participant used the day's LLM turns already (then the offline coach answers),
-    and the participant's local day they count on."""
-    day = ctx.now.astimezone(ZoneInfo(ctx.participant.timezone)).date().isoformat()
-    used = ctx.flow.llm_turns_that_day if ctx.flow.llm_day == day else 0
-    if llm is not None and turn.daily_llm_turns is not None and used >= turn.daily_llm_turns:
-        if turn.daily_llm_turns > 0:
-            ctx.record("llm_daily_cap", used=used, cap=turn.daily_llm_turns)
-        return None, day
-    return llm, day
+@dataclass
+class _Llm:
+    """The model this turn may use, and what it may still spend."""
+
+    model: LanguageModel
+    allowance: LlmAllowance
+
+
+def _local_day(ctx: TurnContext) -> str:
+    return ctx.now.astimezone(ZoneInfo(ctx.participant.timezone)).date().isoformat()
+
+
+def _llm_for(
+    ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None, time_left: Callable[[], float] | None
+) -> _Llm | None:
+    """The LLM with what is left of the participant's day (calls and tokens, failed calls included), or None
+    (the offline coach) when nothing is left or the study's budget is spent."""
+    if llm is None:
+        return None
+    if turn.llm_off_reason is not None:
+        ctx.record("llm_not_used", reason=turn.llm_off_reason)
+        return None
+    flow = ctx.flow
+    today = flow.llm_day == _local_day(ctx)
+    calls = flow.llm_calls_that_day if today else 0
+    tokens = flow.llm_tokens_that_day if today else 0
+    calls_left = None if turn.daily_llm_calls is None else turn.daily_llm_calls - calls
+    tokens_left = None if turn.daily_llm_tokens is None else turn.daily_llm_tokens - tokens
+    if (calls_left is not None and calls_left <= 0) or (tokens_left is not None and tokens_left <= 0):
+        if turn.daily_llm_calls != 0:  # 0: a study without LLM turns, nothing to report
+            ctx.record(
+                "llm_daily_cap",
+                calls=calls,
+                tokens=tokens,
+                cap_calls=turn.daily_llm_calls,
+                cap_tokens=turn.daily_llm_tokens,
+            )
+        return None
+    return _Llm(llm, LlmAllowance(calls_left=calls_left, tokens_left=tokens_left, time_left=time_left))
+
+
+def _account(ctx: TurnContext, allowance: LlmAllowance, coach: str) -> None:
+    """The day's LLM calls and tokens, and the turn's usage on record (which model wrote what, at what cost)."""
+    if allowance.calls == 0:
+        return
+    flow, day = ctx.flow, _local_day(ctx)
+    if flow.llm_day != day:
+        flow.llm_day, flow.llm_calls_that_day, flow.llm_tokens_that_day = day, 0, 0
+    flow.llm_calls_that_day += allowance.calls
+    flow.llm_tokens_that_day += allowance.tokens
+    ctx.record(
+        "llm_usage",
+        calls=allowance.calls,
+        prompt_tokens=allowance.prompt_tokens,
+        completion_tokens=allowance.completion_tokens,
+        models=allowance.models,
+        answered_by=coach,
+    )
 
 
 Replies = tuple[list[Outgoing], str]  # the texts and who wrote them: "llm", "offline" or "none"
@@ -127,16 +178,14 @@ def _adapt_tone(ctx: TurnContext, text: str) -> None:
     ctx.flow.tone = tone.with_implicit(signals, ctx.now)
 
 
-def _coach_reply(
-    ctx: TurnContext, llm: LanguageModel | None, text: str, instruction: str | None
-) -> tuple[list[str], str]:
+def _coach_reply(ctx: TurnContext, llm: _Llm | None, text: str, instruction: str | None) -> tuple[list[str], str]:
     """The LLM's answer when it gives one, else the offline coach's."""
     if llm is not None:
         trial = ctx.clone()
         try:
-            reply = llm_reply(trial, llm, instruction)
+            reply = llm_reply(trial, llm.model, instruction, llm.allowance)
         except LanguageModelUnavailable as exc:
-            ctx.record("llm_fallback", reason=str(exc)[:200])
+            ctx.record("llm_fallback", kind=exc.kind, reason=str(exc)[:200])
         else:
             ctx.flow, ctx.events = trial.flow, trial.events
             return [reply], "llm"
@@ -145,7 +194,7 @@ def _coach_reply(
     return offline_reply(ctx, text), "offline"
 
 
-def _on_texts(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> Replies:
+def _on_texts(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     for text in turn.texts:
         _remember(ctx, "user", text)
     if (pending := ctx.flow.pending_reminder) is not None:
@@ -189,7 +238,7 @@ def _ask_intensity(ctx: TurnContext) -> bool:
     return True
 
 
-def _on_event(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> Replies:
+def _on_event(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     event = turn.event
     if event is TurnEvent.RESET:
         return _reset(ctx, turn)
@@ -220,7 +269,7 @@ def _expired(ctx: TurnContext, turn: TurnInput, purpose: Purpose) -> bool:
     return True
 
 
-def _daily_nudge(ctx: TurnContext, turn: TurnInput, llm: LanguageModel | None) -> Replies:
+def _daily_nudge(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     if reasons := _unreachable(ctx, turn, Purpose.NUDGE):
         return _withheld(ctx, turn, Purpose.NUDGE, reasons)
     if _expired(ctx, turn, Purpose.NUDGE):

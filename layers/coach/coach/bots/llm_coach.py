@@ -8,6 +8,8 @@ offline coach answer instead. Tool calls live only in this loop: history keeps t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from string import Template
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo
 from coach.bots.intake import missing_intake_fields
 from coach.bots.tools import TOOL_SPECS, run_tool
 from coach.bots.turn import TurnContext
-from coach.domain.chat import ChatMessage, LanguageModelUnavailable
+from coach.domain.chat import ChatMessage, LanguageModelUnavailable, ModelReply
 from coach.domain.flow import HISTORY_SENT_TO_LLM, SubState
 from coach.ports import LanguageModel
 
@@ -24,8 +26,57 @@ MAX_ROUNDS = 10
 DEFAULT_TONE = ("warm_supportive", "one_question_at_a_time", "default_actionable")
 
 
+MIN_CALL_SECONDS = 2.0  # an LLM call with less time than this left is not worth starting: the offline coach answers
+
+
 class NoUsableAnswer(LanguageModelUnavailable):
     """The model answered, but with neither text nor tool calls, or never with text."""
+
+
+@dataclass
+class LlmAllowance:
+    """What a turn may still spend on the LLM, and what it spent: calls and tokens against the participant's
+    daily caps (failed calls count too), and time against the invocation's deadline."""
+
+    calls_left: int | None = None
+    tokens_left: int | None = None
+    time_left: Callable[[], float] | None = None
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def seconds(self) -> float | None:
+        """Time left for the next call; raises LanguageModelUnavailable when a cap or the deadline is reached."""
+        if self.calls_left is not None and self.calls >= self.calls_left:
+            raise LanguageModelUnavailable(
+                "daily_call_cap: the participant's LLM calls for today are used", kind="daily_call_cap"
+            )
+        if self.tokens_left is not None and self.tokens >= self.tokens_left:
+            raise LanguageModelUnavailable(
+                "daily_token_cap: the participant's LLM tokens for today are used", kind="daily_token_cap"
+            )
+        if self.time_left is None:
+            return None
+        left = self.time_left()
+        if left < MIN_CALL_SECONDS:
+            raise LanguageModelUnavailable(f"out_of_time: {left:.1f} s left in this invocation", kind="out_of_time")
+        return left
+
+    def spent(self, reply: ModelReply) -> None:
+        self.calls += reply.calls
+        if reply.usage is not None:
+            self.prompt_tokens += reply.usage.prompt_tokens
+            self.completion_tokens += reply.usage.completion_tokens
+            if reply.usage.model not in self.models:
+                self.models.append(reply.usage.model)
+
+    def failed(self, exc: LanguageModelUnavailable) -> None:
+        self.calls += exc.calls
 
 
 @cache
@@ -73,15 +124,24 @@ def conversation(ctx: TurnContext, instruction: str | None) -> list[ChatMessage]
     return messages
 
 
-def llm_reply(ctx: TurnContext, llm: LanguageModel, instruction: str | None = None) -> str:
+def llm_reply(
+    ctx: TurnContext, llm: LanguageModel, instruction: str | None = None, allowance: LlmAllowance | None = None
+) -> str:
     """The model's final text for this turn; tools change `ctx` on the way.
 
     Raises LanguageModelUnavailable (NoUsableAnswer included): `ctx` is then half-changed, so callers
     run this on a clone.
     """
+    allowance = allowance or LlmAllowance()
     messages = conversation(ctx, instruction)
     for _ in range(MAX_ROUNDS):
-        reply = llm.complete(messages, TOOL_SPECS)
+        time_left = allowance.seconds()  # a cap or the deadline ends the loop: the offline coach answers
+        try:
+            reply = llm.complete(messages, TOOL_SPECS, time_left=time_left)
+        except LanguageModelUnavailable as exc:
+            allowance.failed(exc)
+            raise
+        allowance.spent(reply)
         text = (reply.content or "").strip()
         if reply.tool_calls:
             messages.append(ChatMessage(role="assistant", content=reply.content, tool_calls=reply.tool_calls))
@@ -93,5 +153,5 @@ def llm_reply(ctx: TurnContext, llm: LanguageModel, instruction: str | None = No
             continue
         if text:
             return text
-        raise NoUsableAnswer("the model sent neither text nor tool calls")
-    raise NoUsableAnswer(f"no text after {MAX_ROUNDS} rounds of tool calls")
+        raise NoUsableAnswer("empty: the model sent neither text nor tool calls", kind="empty")
+    raise NoUsableAnswer(f"too_many_rounds: no text after {MAX_ROUNDS} rounds of tool calls", kind="too_many_rounds")

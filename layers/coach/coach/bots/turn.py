@@ -62,7 +62,9 @@ class TurnInput(BaseModel):
     firing: Firing | None = None  # DAILY_NUDGE, REMINDER, TRANSITION fired by a schedule
     quiet_hours: QuietHours | None = None  # when texts we start ourselves must wait (the reachability rule)
     intensity_check: bool = False  # the study asks "a bit more, the same, or less?" once a day after a success
-    daily_llm_turns: int | None = None  # LLM turns per participant per local day; then the offline coach
+    daily_llm_calls: int | None = None  # LLM calls per participant per local day (failed ones too); then offline
+    daily_llm_tokens: int | None = None  # LLM tokens per participant per local day; then offline
+    llm_off_reason: str | None = None  # the caller's reason not to use the LLM at all (the study's budget is spent)
 
     @model_validator(mode="after")
     def _texts_or_event(self) -> Self:

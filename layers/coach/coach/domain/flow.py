@@ -86,9 +86,11 @@ class FlowState(BaseModel):
     intake_retries: int = 0  # vague answers to that question so far
     offered_try_now: bool = False  # the last message offered a 1-minute try right now
     daily_schedule: DailySchedule | None = None  # the daily nudge; the schedules derive from it (domain.schedules)
-    # LLM turns on one local day, for the per-participant daily cap (then the offline coach answers).
+    # LLM calls (failed ones too) and tokens on one local day, for the participant's daily caps (then the
+    # offline coach answers).
     llm_day: str | None = None
-    llm_turns_that_day: int = 0
+    llm_calls_that_day: int = 0
+    llm_tokens_that_day: int = 0
     # The optional once-a-day intensity check: the local day it was last asked, and whether we await the answer.
     intensity_checked_on: str | None = None
     awaiting_intensity: bool = False

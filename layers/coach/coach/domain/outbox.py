@@ -46,9 +46,19 @@ class OutboxItem(BaseModel):
     attempts: int = 0
     attempted_at: datetime | None = None
     twilio_sid: str | None = None
+    reported_sid: str | None = None  # SMS: the SID a status callback naming this item reported, however early
     error_code: int | None = None
     message_sk: str | None = None  # SMS: the transcript item this send updates
 
     @property
     def open(self) -> bool:
         return self.state in (OutboxState.PENDING, OutboxState.SENDING)
+
+
+# A send's status-callback URL carries its item in the query string, so the callback names it however early
+# it comes (Twilio signs the whole URL: the webhook's signature check covers these too).
+CALLBACK_PARTICIPANT, CALLBACK_OUTBOX = "participant", "outbox"
+
+
+def callback_params(participant_id: str, outbox_key: str) -> dict[str, str]:
+    return {CALLBACK_PARTICIPANT: participant_id, CALLBACK_OUTBOX: outbox_key}

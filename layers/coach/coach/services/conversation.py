@@ -7,6 +7,7 @@ finishes the outbox.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coach.bots.turn import TurnEvent, TurnInput
@@ -25,13 +26,15 @@ class ConversationService:
     max_texts_per_turn: int = 10
     on_event: EventSink = lambda kind, data: None
 
-    def handle(self, work: ConversationWork) -> None:
-        """Run the turn this work asks for unless it was saved before, then finish the participant's outbox."""
+    def handle(self, work: ConversationWork, time_left: Callable[[], float] | None = None) -> None:
+        """Run the turn this work asks for unless it was saved before, then finish the participant's outbox.
+
+        `time_left`: seconds the LLM may still take in this invocation (the rest saves and sends)."""
         pid = work.participant_id
-        if not self.turns.run(pid, lambda loaded: self._plan(work, loaded)):
+        if not self.turns.run(pid, lambda loaded: self._plan(work, loaded, time_left)):
             self.on_event("participant_gone", {"participant_id": pid, "work": work.kind.value})
 
-    def _plan(self, work: ConversationWork, loaded: Loaded) -> PlannedTurn:
+    def _plan(self, work: ConversationWork, loaded: Loaded, time_left: Callable[[], float] | None) -> PlannedTurn:
         pid = loaded.participant.id
         if work.kind is WorkKind.INBOUND:
             answered = self._texts_to_answer(pid, work.message_id or "")
@@ -45,7 +48,7 @@ class ConversationService:
                 texts=[m.body for m in answered],
                 answering=newest,
             )
-            result = self.coach.run(turn)
+            result = self.coach.run(turn, time_left)
             plan = planned_turn(result, loaded, newest, answered=answered)
         else:
             work_key = work.deduplication_id()
@@ -53,7 +56,7 @@ class ConversationService:
                 raise AlreadyDone(f"work {work_key} was done already")
             event = TurnEvent.ENROLLED if work.kind is WorkKind.ENROLLED else TurnEvent.RESET
             turn = TurnInput(flow=loaded.flow, participant=loaded.participant, now=loaded.now, event=event)
-            result = self.coach.run(turn)
+            result = self.coach.run(turn, time_left)
             plan = planned_turn(result, loaded, work_key, work_key=work_key)
         return plan
 

@@ -52,17 +52,20 @@ class EnrollParticipant(BaseModel):
 
 
 class UpdateParticipant(BaseModel):
-    """Body of PUT /conversation/participants/{id}: only the fields present change; null clears a text."""
+    """Body of PUT /conversation/participants/{id}: only the fields present change. null clears name, gender,
+    ethnicity and background; phone_number, timezone and status may not be null (422 naming the field)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "paused"}]})
 
-    phone_number: PhoneText | None = None
-    name: ShortText | None = None
-    gender: ShortText | None = None
-    ethnicity: ShortText | None = None
-    background: LongText | None = None
-    timezone: TimezoneText | None = None
-    status: ParticipantStatus | None = None
+    phone_number: PhoneText | None = Field(None, description="A new number; may not be null (422)")
+    name: ShortText | None = Field(None, description="null clears the stored name")
+    gender: ShortText | None = Field(None, description="null clears it")
+    ethnicity: ShortText | None = Field(None, description="null clears it")
+    background: LongText | None = Field(None, description="null clears it (the coach is told no background)")
+    timezone: TimezoneText | None = Field(
+        None, description="A canonical IANA zone of a region, e.g. America/New_York; may not be null (422)"
+    )
+    status: ParticipantStatus | None = Field(None, description="may not be null (422)")
 
 
 class ConversationView(BaseModel):

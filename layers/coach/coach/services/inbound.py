@@ -11,6 +11,7 @@ unanswered and queued.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from coach.domain.errors import Conflict, DeliveryRejected, InvalidField, NotFound, PhoneNumberTaken
 from coach.domain.keywords import KeywordKind, carrier_keyword, normalised_keyword
 from coach.domain.message import MAX_BODY_CHARS, Direction, Message
+from coach.domain.outbox import CALLBACK_OUTBOX, CALLBACK_PARTICIPANT
 from coach.domain.participant import Participant, ParticipantStatus, canonical_phone_number, mask_phone
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import Clock, ConversationStore, ParticipantStore, WorkQueue
@@ -228,23 +230,33 @@ class InboundService:
 
     # -- POST /twilio/status ---------------------------------------------------------------------
 
-    def record_delivery_status(self, fields: Mapping[str, str]) -> StatusResult:
+    def record_delivery_status(
+        self, fields: Mapping[str, str], reference: Mapping[str, str] | None = None
+    ) -> StatusResult:
+        """A status callback. `reference`: the query string of its URL, which names our outbox item (Twilio signs
+        the URL, so it is ours): then it applies however early it comes. Without one (an older message), the
+        SID stored at the send finds the message."""
         callback = _parse(DeliveryStatus, fields)
-        try:
-            phone = canonical_phone_number(callback.to, self.default_phone_region, "To")
-        except InvalidField:
-            return StatusResult(None, updated=False)
-        participant_id = self.participants.participant_id_for_phone(phone)
-        if participant_id is None:
-            return StatusResult(None, updated=False)
         now = self.clock.now()
-        updated = self.conversations.update_delivery_status(
-            participant_id, callback.message_sid, callback.status.lower(), callback.error_code, now
-        )
+        status, sid = callback.status.lower(), callback.message_sid
+        participant_id, outbox_key = _referenced_item(reference or {})
+        if participant_id is not None and outbox_key is not None:
+            updated = self.conversations.record_callback(
+                participant_id, outbox_key, sid, status, callback.error_code, now
+            )
+        else:
+            try:
+                phone = canonical_phone_number(callback.to, self.default_phone_region, "To")
+            except InvalidField:
+                return StatusResult(None, updated=False)
+            participant_id = self.participants.participant_id_for_phone(phone)
+            if participant_id is None:
+                return StatusResult(None, updated=False)
+            updated = self.conversations.update_delivery_status(participant_id, sid, status, callback.error_code, now)
         opted_out = False
         if callback.error_code == DeliveryRejected.OPTED_OUT:
             # The carrier says the person opted out: honour it whatever we know of this SID.
-            data = {"error_code": callback.error_code, "message_sid": callback.message_sid}
+            data = {"error_code": callback.error_code, "message_sid": sid}
             opted_out = self._set_opted_out(participant_id, True, data)
         return StatusResult(participant_id, updated=updated, opted_out=opted_out)
 
@@ -263,6 +275,19 @@ class InboundService:
         self, participant_id: str, opted_out: bool, data: dict[str, Any], known: Participant | None = None
     ) -> bool:
         return set_opted_out(self.participants, participant_id, opted_out, self.clock, data, known)
+
+
+_ITEM_REFERENCE = re.compile(r"^[A-Za-z0-9_#:.+-]{1,200}$")
+
+
+def _referenced_item(reference: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(participant id, outbox key) from a callback URL's query string, or (None, None)."""
+    participant_id, outbox_key = reference.get(CALLBACK_PARTICIPANT), reference.get(CALLBACK_OUTBOX)
+    if not participant_id or not outbox_key:
+        return None, None
+    if not (_ITEM_REFERENCE.match(participant_id) and _ITEM_REFERENCE.match(outbox_key)):
+        return None, None
+    return participant_id, outbox_key
 
 
 def _action(participant: Participant, keyword: KeywordKind | None) -> _Action:

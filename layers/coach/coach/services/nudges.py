@@ -10,6 +10,7 @@ cannot go out within its validity window is recorded as expired instead of sent 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -74,21 +75,24 @@ class NudgeService:
     validity: timedelta = timedelta(minutes=60)
     on_event: EventSink = lambda kind, data: None
 
-    def fire(self, event: ScheduledEvent) -> None:
+    def fire(self, event: ScheduledEvent, time_left: Callable[[], float] | None = None) -> None:
+        """One firing; `time_left`: seconds the LLM may still take in this invocation."""
         if event.kind == "watchdog":
             self.watch()
             return
         pid = event.participant_id or ""
         plans = {"daily_nudge": self._daily_nudge, "reminder": self._reminder, "transition": self._transition}
         plan = plans[event.kind]
-        if not self.turns.run(pid, lambda loaded: plan(event, loaded)):
+        if not self.turns.run(pid, lambda loaded: plan(event, loaded, time_left)):
             # A schedule outlived its participant (deleted meanwhile): remove them all, so none fires again.
             reconcile(self.scheduler, pid, {}, schedule_names(pid))
             self.on_event("participant_gone", {"participant_id": pid, "kind": event.kind})
 
     # -- firings ---------------------------------------------------------------------------------
 
-    def _daily_nudge(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
+    def _daily_nudge(
+        self, event: ScheduledEvent, loaded: Loaded, time_left: Callable[[], float] | None = None
+    ) -> PlannedTurn:
         participant, flow, now = loaded.participant, loaded.flow, loaded.now
         slot = event.scheduled_time or self._slot_of(participant, flow, now)
         decision = decide(participant, flow, slot, self.quiet_hours, probability=self.probability, seed=self.seed)
@@ -106,11 +110,13 @@ class NudgeService:
             valid_until=slot + self.validity,
             reminder_after=self.reminder_delay if self.reminder_delay > timedelta(0) else None,
         )
-        result = self._run(loaded, TurnEvent.DAILY_NUDGE, firing)
+        result = self._run(loaded, TurnEvent.DAILY_NUDGE, firing, time_left=time_left)
         self.on_event("nudge_sent" if result.texts else "nudge_withheld", {"participant_id": participant.id})
         return planned_turn(result, loaded, key, work_key=key, events=[recorded], valid_until=firing.valid_until)
 
-    def _reminder(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
+    def _reminder(
+        self, event: ScheduledEvent, loaded: Loaded, time_left: Callable[[], float] | None = None
+    ) -> PlannedTurn:
         participant, flow, now = loaded.participant, loaded.flow, loaded.now
         nudge_key = event.nudge_key or ""
         key = f"reminder#{nudge_key}"
@@ -124,10 +130,12 @@ class NudgeService:
             valid_until=slot + self.validity,
             nudge_sent=self._went_out(participant.id, nudge_key),
         )
-        result = self._run(loaded, TurnEvent.REMINDER, firing)
+        result = self._run(loaded, TurnEvent.REMINDER, firing, time_left=time_left)
         return planned_turn(result, loaded, key, work_key=key, valid_until=firing.valid_until)
 
-    def _transition(self, event: ScheduledEvent, loaded: Loaded) -> PlannedTurn:
+    def _transition(
+        self, event: ScheduledEvent, loaded: Loaded, time_left: Callable[[], float] | None = None
+    ) -> PlannedTurn:
         participant, flow, now = loaded.participant, loaded.flow, loaded.now
         key = f"transition#{event.transition_id or now.isoformat()}"
         self._once(participant.id, key, event)
@@ -135,9 +143,18 @@ class NudgeService:
         slot = event.scheduled_time or now
         firing = Firing(key=key, slot=slot, valid_until=slot + self.validity, transition_id=event.transition_id)
         to = event.to_sub_state or (pending.to_sub_state if pending else SubState.FEEDBACK)
-        return planned_turn(self._run(loaded, TurnEvent.TRANSITION, firing, to), loaded, key, work_key=key)
+        result = self._run(loaded, TurnEvent.TRANSITION, firing, to, time_left=time_left)
+        return planned_turn(result, loaded, key, work_key=key)
 
-    def _run(self, loaded: Loaded, event: TurnEvent, firing: Firing, to: SubState | None = None) -> TurnResult:
+    def _run(
+        self,
+        loaded: Loaded,
+        event: TurnEvent,
+        firing: Firing,
+        to: SubState | None = None,
+        *,
+        time_left: Callable[[], float] | None = None,
+    ) -> TurnResult:
         """The engine's turn for a firing, with the study's quiet hours."""
         turn = TurnInput(
             flow=loaded.flow,
@@ -148,7 +165,7 @@ class NudgeService:
             firing=firing,
             quiet_hours=self.quiet_hours,
         )
-        return self.coach.run(turn)
+        return self.coach.run(turn, time_left)
 
     def _once(self, participant_id: str, key: str, event: ScheduledEvent) -> None:
         if self.conversation.work_done(participant_id, key):

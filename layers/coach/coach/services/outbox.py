@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from coach.domain.effects import OutboxEffect, ReconcileSchedules
 from coach.domain.errors import Conflict, DeliveryRejected
 from coach.domain.message import ResearchEvent
-from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
+from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState, callback_params
 from coach.domain.participant import Participant
 from coach.domain.reachability import unreachable_reasons
 from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler, SentSms, SmsSender
@@ -73,8 +73,18 @@ class OutboxDispatcher:
         assert participant is not None
         assert item.body is not None
         to = participant.phone_number  # the number now: a researcher may have corrected it
+        pid = item.participant_id
+
+        def claimed(sid: str) -> bool:  # owned by another outbox item of the participant
+            return sid != item.reported_sid and self.conversation.sid_claimed(pid, sid)
+
         if item.state is OutboxState.SENDING and item.attempted_at is not None:
-            earlier = self.sender.find_sent(to, item.body, item.attempted_at - _CLOCK_SKEW)
+            # An attempt began and its runner died: did it get through? A callback naming this item says so;
+            # else a message Twilio created since then, with this body, that no other item owns.
+            if item.reported_sid is not None:
+                self._finish(item, OutboxState.SENT, sent=SentSms(item.reported_sid, "queued", to, item.body))
+                return
+            earlier = self.sender.find_sent(to, item.body, item.attempted_at - _CLOCK_SKEW, claimed=claimed)
             if earlier is not None:
                 self._finish(item, OutboxState.SENT, sent=earlier)
                 return
@@ -93,7 +103,13 @@ class OutboxDispatcher:
         started = self.conversation.begin_attempt(item, now)
         validity = None if item.valid_until is None else math.ceil((item.valid_until - now).total_seconds())
         try:
-            sent = self.sender.send(to, item.body, validity_seconds=validity)
+            sent = self.sender.send(
+                to,
+                item.body,
+                validity_seconds=validity,
+                callback_params=callback_params(pid, item.key),
+                claimed=claimed,
+            )
         except DeliveryRejected as exc:
             self._rejected(started, participant, exc)
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnInput, TurnResult
@@ -23,10 +23,11 @@ from coach.domain.outbox import OutboxItem, OutboxKind
 from coach.domain.participant import Participant
 from coach.domain.reachability import Purpose
 from coach.domain.schedules import changed_schedules, desired_schedules
-from coach.ports import Clock, ConversationStore, LanguageModel, ParticipantStore
+from coach.ports import Clock, ConversationStore, LanguageModel, LlmBudget, ParticipantStore
 from coach.services.outbox import OutboxDispatcher
 
 EventSink = Callable[[str, dict[str, object]], None]  # logs and metrics
+MetricSink = Callable[[str, float], None]  # a metric and its value
 TURN_ATTEMPTS = 8  # optimistic-locking rounds before the work goes back to its queue or retry policy
 # Texts that belong to a decision point: they go out within its validity window or not at all.
 _TIMED_PURPOSES = (Purpose.NUDGE, Purpose.REMINDER)
@@ -57,22 +58,52 @@ class PlannedTurn:
 
 @dataclass
 class TurnRunner:
-    """Runs the engine for a turn with this function's LLM and the study's settings (the daily LLM cap)."""
+    """Runs the engine for a turn with this function's LLM and the study's settings: the participant's daily
+    LLM calls and tokens, the study's daily token budget, and the time the invocation has left."""
 
     language_model: Callable[[], LanguageModel | None] = lambda: None  # built lazily: importing openai is slow
     segment_budget: int = 2
-    daily_llm_turns: int = 40
+    daily_llm_calls: int = 40
+    daily_llm_tokens: int | None = None
+    study_daily_tokens: int | None = None  # None or 0: no study-wide budget
+    budget: LlmBudget | None = None
     intensity_check: bool = False
     on_event: EventSink = lambda kind, data: None
+    on_metric: MetricSink = lambda name, value: None
 
-    def run(self, turn: TurnInput) -> TurnResult:
+    def run(self, turn: TurnInput, time_left: Callable[[], float] | None = None) -> TurnResult:
+        llm = self.language_model()
+        day = turn.now.astimezone(UTC).date().isoformat()
+        off = None
+        budget, cap = self.budget, self.study_daily_tokens
+        if llm is not None and budget is not None and cap and budget.spent(day) >= cap:
+            off = "study_daily_token_budget"
+            self.on_event("llm_study_budget_spent", {"participant_id": turn.participant.id, "day": day})
         turn = turn.model_copy(
-            update={"intensity_check": self.intensity_check, "daily_llm_turns": self.daily_llm_turns}
+            update={
+                "intensity_check": self.intensity_check,
+                "daily_llm_calls": self.daily_llm_calls,
+                "daily_llm_tokens": self.daily_llm_tokens,
+                "llm_off_reason": off,
+            }
         )
-        result = run_turn(turn, llm=self.language_model(), segment_budget=self.segment_budget)
-        if any(e.kind == "llm_daily_cap" for e in result.events):
-            self.on_event("llm_daily_cap", {"participant_id": turn.participant.id})
+        result = run_turn(turn, llm=llm, segment_budget=self.segment_budget, time_left=time_left)
+        self._report(turn, result, day)
         return result
+
+    def _report(self, turn: TurnInput, result: TurnResult, day: str) -> None:
+        """Metrics of what the LLM cost and why it was not used, and the study's budget spent."""
+        for event in result.events:
+            if event.kind == "llm_usage":
+                tokens = int(event.data["prompt_tokens"]) + int(event.data["completion_tokens"])
+                self.on_metric("LlmCalls", float(event.data["calls"]))
+                self.on_metric("LlmTokens", float(tokens))
+                if self.budget is not None and tokens:
+                    self.budget.add(day, tokens)
+            elif event.kind == "llm_fallback":
+                self.on_metric(f"LlmFallback_{event.data.get('kind', 'unavailable')}", 1.0)
+            elif event.kind == "llm_daily_cap":
+                self.on_event("llm_daily_cap", {"participant_id": turn.participant.id})
 
 
 def planned_turn(
