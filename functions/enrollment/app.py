@@ -19,11 +19,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from coach.bootstrap import enrollment_service
+from coach.domain.decisions import DecisionPoint
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.http import error_responses, guard_json_request, register_error_handlers
 from coach.observability import logger, metrics, tracer
-from coach.services.enrollment import ConversationView, EnrollParticipant, UpdateParticipant
+from coach.services.enrollment import ConversationView, EnrollParticipant, ParticipantDetail, UpdateParticipant
 from coach.settings import enrollment_settings
 
 API_TITLE = "SMS Habit Coach - researchers' API"
@@ -46,6 +47,11 @@ class ParticipantPage(BaseModel):
 
 class MessagePage(BaseModel):
     items: list[Message]
+    next_token: str | None = None
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionPoint]
     next_token: str | None = None
 
 
@@ -97,11 +103,11 @@ def list_participants(
 
 @app.get(
     "/conversation/participants/<id>",
-    summary="Get a participant",
+    summary="Get a participant, with where their conversation and intervention stand",
     responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
 )
-def get_participant(id: ParticipantId) -> Participant:
-    return enrollment_service().get(id)
+def get_participant(id: ParticipantId) -> ParticipantDetail:
+    return enrollment_service().detail(id)
 
 
 @app.put(
@@ -177,6 +183,20 @@ def list_messages(id: ParticipantId, limit: Limit = 50, next_token: NextToken = 
 def list_events(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> EventPage:
     page = enrollment_service().events(id, limit=limit, next_token=next_token)
     return EventPage(items=list(page.items), next_token=page.next_token)
+
+
+@app.get(
+    "/conversation/participants/<id>/decisions",
+    summary="The participant's decision points, oldest first",
+    description=(
+        "One row per daily decision point, whether or not a nudge was sent: availability and its reasons, "
+        "the randomisation probability and draw, the treatment given, its delivery, and the proximal outcome."
+    ),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+def list_decisions(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> DecisionPage:
+    page = enrollment_service().decisions(id, limit=limit, next_token=next_token)
+    return DecisionPage(items=list(page.items), next_token=page.next_token)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -28,6 +28,13 @@ def enroll(body: dict[str, Any] | None = None) -> dict[str, Any]:
     return participant
 
 
+def the_record(detail: dict[str, Any]) -> dict[str, Any]:
+    """The participant record inside GET's answer (which adds where the conversation stands)."""
+    from coach.domain.participant import Participant
+
+    return {name: value for name, value in detail.items() if name in Participant.model_fields}
+
+
 def test_enroll_canonicalises_the_phone_and_starts_intake(aws: Resources) -> None:
     participant = enroll()
 
@@ -37,7 +44,7 @@ def test_enroll_canonicalises_the_phone_and_starts_intake(aws: Resources) -> Non
     assert participant["id"]
     assert participant["created_at"] == participant["updated_at"] == participant["enrolled_at"]
     stored = call(api_event("GET", f"/conversation/participants/{participant['id']}"))
-    assert response_json(stored) == participant
+    assert the_record(response_json(stored)) == participant
 
 
 def test_enroll_puts_the_enrolled_event_on_the_participants_fifo_group(aws: Resources) -> None:
@@ -248,7 +255,9 @@ def test_invalid_updates_are_4xx_and_change_nothing(
 
     assert response["statusCode"] == status, response["body"]
     assert field in [d["field"] for d in response_json(response)["details"]]
-    assert response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}"))) == participant
+    assert the_record(response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}")))) == (
+        participant
+    )
 
 
 def test_unknown_participant_is_404_on_every_route(aws: Resources) -> None:
@@ -495,7 +504,7 @@ def test_a_field_that_may_not_be_cleared_is_422_naming_it_and_nothing_changes(aw
 
     assert response["statusCode"] == 422
     assert response_json(response)["details"] == [{"field": field, "message": "cannot be null"}]
-    assert response_json(call(api_event("GET", path))) == participant  # the name did not change either
+    assert the_record(response_json(call(api_event("GET", path)))) == participant  # the name did not change either
 
 
 def test_null_clears_a_text_field_and_the_openapi_document_says_so(aws: Resources) -> None:
@@ -510,3 +519,65 @@ def test_null_clears_a_text_field_and_the_openapi_document_says_so(aws: Resource
     fields = document["components"]["schemas"]["UpdateParticipant"]["properties"]
     assert "null clears" in fields["name"]["description"]
     assert "may not be null" in fields["timezone"]["description"]
+
+
+def test_a_participant_shows_sub_state_profile_consent_arm_and_the_next_nudge(aws: Resources) -> None:
+    participant = enroll()
+    coach_in_feedback(participant["id"], "07:30")
+
+    detail = response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}")))
+
+    assert (detail["sub_state"], detail["consent"], detail["daily_time"], detail["study_arm"]) == (
+        "FEEDBACK",
+        True,
+        "07:30",
+        None,
+    )
+    assert set(detail["habit_profile"]) >= {"habit_domain", "motivation", "prompt_anchor", "preferred_time"}
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    next_nudge = datetime.fromisoformat(detail["next_nudge_at"]).astimezone(ZoneInfo("America/Los_Angeles"))
+    assert next_nudge.strftime("%H:%M") == "07:30"
+    assert next_nudge > datetime.now(ZoneInfo("UTC"))
+    call(api_event("PUT", f"/conversation/participants/{participant['id']}", body={"status": "withdrawn"}))
+    assert (
+        response_json(call(api_event("GET", f"/conversation/participants/{participant['id']}")))["next_nudge_at"]
+        is None
+    )
+
+
+def test_the_decision_points_page_oldest_first(aws: Resources) -> None:
+    from coach.bootstrap import enrollment_service
+    from coach.domain.decisions import DecisionPoint
+
+    participant = enroll()
+    store = enrollment_service().store
+    from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
+
+    conversations = DynamoDBConversationStore(aws.table_name)
+    now = store.get_flow_state(participant["id"]).created_at
+    rows = [
+        DecisionPoint(
+            decision_id=f"nudge#{participant['id']}#2026-06-0{n}",
+            participant_id=participant["id"],
+            scheduled_at=now,
+            local_date=f"2026-06-0{n}",
+            local_time="07:30",
+            timezone="America/Los_Angeles",
+            available=True,
+            probability=0.5,
+            decision="nudge" if n % 2 else "no_nudge",
+            created_at=now,
+            updated_at=now,
+        )
+        for n in (3, 1, 2)
+    ]
+    conversations.save_turn(store.get_flow_state(participant["id"]), decisions=rows)
+    path = f"/conversation/participants/{participant['id']}/decisions"
+
+    first = response_json(call(api_event("GET", path, query={"limit": "2"})))
+    rest = response_json(call(api_event("GET", path, query={"next_token": first["next_token"]})))
+
+    assert [d["local_date"] for d in first["items"] + rest["items"]] == ["2026-06-01", "2026-06-02", "2026-06-03"]
+    assert call(api_event("GET", "/conversation/participants/nobody/decisions"))["statusCode"] == 404

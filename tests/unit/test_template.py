@@ -30,6 +30,7 @@ RESEARCHER_ROUTES = {
     ("/conversation/participants/{id}/reset", "POST"),
     ("/conversation/participants/{id}/messages", "GET"),
     ("/conversation/participants/{id}/events", "GET"),
+    ("/conversation/participants/{id}/decisions", "GET"),
     ("/conversation/openapi.json", "GET"),
 }
 TWILIO_ROUTES = {("/twilio/sms", "POST"), ("/twilio/status", "POST")}

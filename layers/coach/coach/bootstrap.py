@@ -218,6 +218,7 @@ def build_nudge_service(
         probability=settings.nudge_probability,
         seed=settings.study_seed,
         validity=timedelta(minutes=settings.nudge_validity_minutes),
+        outcome_window=timedelta(minutes=settings.outcome_window_minutes),
         on_event=_report_conversation_event,
     )
 

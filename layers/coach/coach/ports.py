@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
+from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxState
@@ -78,6 +79,9 @@ class ParticipantStore(Protocol):
     def list_events(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[ResearchEvent]:
         """Oldest first. Raises InvalidPageToken."""
 
+    def list_decisions(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[DecisionPoint]:
+        """The decision-point ledger, oldest first. Raises InvalidPageToken."""
+
 
 class ConversationStore(Protocol):
     """Inbound texts, turns and the outbox: what the webhook and the conversation function share."""
@@ -125,6 +129,8 @@ class ConversationStore(Protocol):
         outbox: Sequence[OutboxItem] = (),
         messages: Sequence[Message] = (),
         events: Sequence[ResearchEvent] = (),
+        decisions: Sequence[DecisionPoint] = (),
+        decision_updates: Sequence[DecisionUpdate] = (),
     ) -> FlowState:
         """One transaction: the new flow state (conditional on its version), `answered` marked answered (each
         conditional on no turn having answered it), the work key, the outbox items and outbound transcript
@@ -133,6 +139,9 @@ class ConversationStore(Protocol):
         Raises Conflict when the flow moved or a text was answered meanwhile (reload and recompute), and
         AlreadyDone when the work key or an outbox key exists already (nothing to do but finish the outbox).
         """
+
+    def update_decision(self, update: DecisionUpdate, now: datetime) -> bool:
+        """Set fields of a decision point (its send, delivery, reply); False when there is none."""
 
     # -- the outbox ----------------------------------------------------------------------------
 
@@ -153,6 +162,7 @@ class ConversationStore(Protocol):
         sent: SentSms | None = None,
         error_code: int | None = None,
         events: Sequence[ResearchEvent] = (),
+        decision_updates: Sequence[DecisionUpdate] = (),
     ) -> None:
         """Close an item (sent, failed or cancelled) and update its transcript message to match. For a sent SMS,
         the Twilio SID becomes findable by update_delivery_status. Raises Conflict if the item moved."""

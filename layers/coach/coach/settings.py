@@ -120,6 +120,9 @@ class PromptGeneratorSettings(ConversationSettings):
         1.0, ge=0, le=1, description="Micro-randomisation: chance of a nudge at each available decision point"
     )
     study_seed: str = Field("sms-habit-coach", description="Seeds the randomisation, so decisions reproduce")
+    outcome_window_minutes: int = Field(
+        300, ge=1, le=24 * 60, description="A reply this long after a decision point is its proximal outcome"
+    )
     nudge_validity_minutes: int = Field(
         60, ge=1, le=600, description="A nudge or reminder not sent this long after its slot is not sent at all"
     )

@@ -14,16 +14,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from coach.adapters.dynamodb_items import (
     MESSAGE_ID_PREFIX,
     from_attributes,
     key,
     participant_pk,
     phone_pk,
+    set_attributes,
     sortable_time,
     to_attributes,
 )
 from coach.adapters.dynamodb_table import DynamoDBTable
+from coach.domain.decisions import DecisionPoint, DecisionUpdate, decision_sort_key, local_date_of
 from coach.domain.errors import AlreadyDone, Conflict
 from coach.domain.flow import FlowState
 from coach.domain.message import Direction, Message, ResearchEvent, status_rank
@@ -94,7 +98,16 @@ class DynamoDBConversationStore(DynamoDBTable):
                 ),
             ]
         )
-        return self._advance_status(pk, message_sk, status, error_code, now, twilio_sid=twilio_sid)
+        moved = self._advance_status(pk, message_sk, status, error_code, now, twilio_sid=twilio_sid)
+        if moved and item.get("decision_id"):  # a nudge: its decision point's delivery outcome follows
+            changes: dict[str, Any] = {"delivery_status": status}
+            if error_code is not None:
+                changes["delivery_error_code"] = error_code
+            self.update_decision(
+                DecisionUpdate(participant_id=participant_id, decision_id=str(item["decision_id"]), changes=changes),
+                now,
+            )
+        return moved
 
     def sid_claimed(self, participant_id: str, twilio_sid: str) -> bool:
         return self._pointer(participant_id, twilio_sid) is not None
@@ -154,6 +167,8 @@ class DynamoDBConversationStore(DynamoDBTable):
         outbox: Sequence[OutboxItem] = (),
         messages: Sequence[Message] = (),
         events: Sequence[ResearchEvent] = (),
+        decisions: Sequence[DecisionPoint] = (),
+        decision_updates: Sequence[DecisionUpdate] = (),
     ) -> FlowState:
         pid = flow.participant_id
         pk = participant_pk(pid)
@@ -179,12 +194,45 @@ class DynamoDBConversationStore(DynamoDBTable):
         for message in messages:
             news.extend(self._message_puts(message))
         items = conflicts + news + [self._put(self._event_item(e)) for e in events]
+        items += [self._put(self._decision_item(d)) for d in decisions]
+        items += [self._decision_update(u, flow.updated_at) for u in decision_updates]
         reasons = self._transact(items)
         if reasons is None:
             return flow.model_copy(update={"version": flow.version + 1})
         if any(_failed(reasons, i) for i in range(len(conflicts))):
             raise Conflict(f"flow state or texts of participant {pid} changed since they were read")
         raise AlreadyDone(f"this turn of participant {pid} was saved before")
+
+    def update_decision(self, update: DecisionUpdate, now: datetime) -> bool:
+        request = self._decision_update(update, now)["Update"]
+        try:
+            self.client.update_item(**request, ConditionExpression="attribute_exists(PK)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False  # no such decision point (its participant was deleted): nothing to record
+        return True
+
+    def _decision_item(self, decision: DecisionPoint) -> dict[str, Any]:
+        return to_attributes(
+            decision,
+            PK=participant_pk(decision.participant_id),
+            SK=decision_sort_key(local_date_of(decision.decision_id), decision.slot),
+        )
+
+    def _decision_update(self, update: DecisionUpdate, now: datetime) -> dict[str, Any]:
+        """Set fields of a decision point (inside a turn's transaction the point is known to exist: the turn's
+        flow condition holds only while the participant does)."""
+        expression, names, values = set_attributes({**update.changes, "updated_at": now})
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": key(participant_pk(update.participant_id), decision_sort_key(local_date_of(update.decision_id))),
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     # -- the outbox ----------------------------------------------------------------------------
 
@@ -233,6 +281,7 @@ class DynamoDBConversationStore(DynamoDBTable):
         sent: SentSms | None = None,
         error_code: int | None = None,
         events: Sequence[ResearchEvent] = (),
+        decision_updates: Sequence[DecisionUpdate] = (),
     ) -> None:
         pk = participant_pk(item.participant_id)
         update, values = _set_clause(
@@ -261,6 +310,7 @@ class DynamoDBConversationStore(DynamoDBTable):
                 pointer = {**key(pk, f"{MESSAGE_ID_PREFIX}{sent.sid}"), "sk": {"S": item.message_sk}}
                 items.append(self._put(pointer))
         items.extend(self._put(self._event_item(e)) for e in events)
+        items.extend(self._decision_update(u, now) for u in decision_updates)
         if self._transact(items) is not None:
             raise Conflict(f"outbox item {item.key} changed since it was read")
         if item.kind is OutboxKind.SMS and item.message_sk:

@@ -21,6 +21,7 @@ PARTICIPANTS_GSI1PK = "PARTICIPANTS"
 MESSAGE_PREFIX = "MSG#"
 MESSAGE_ID_PREFIX = "MSGID#"
 EVENT_PREFIX = "EVT#"
+DECISION_PREFIX = "DECISION#"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -47,6 +48,20 @@ def to_attributes(model: BaseModel, **keys: str | int) -> dict[str, Any]:
     plain = json.loads(model.model_dump_json(exclude_none=True), parse_float=Decimal)
     plain.update(keys)
     return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def set_attributes(changes: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """`SET #a0 = :a0, ...` for `changes` (plain values), with its names and low-level values."""
+    plain = json.loads(json.dumps(changes, default=_json_default), parse_float=Decimal)
+    names = {f"#a{n}": name for n, name in enumerate(plain)}
+    values = {f":a{n}": _serializer.serialize(value) for n, value in enumerate(plain.values())}
+    return "SET " + ", ".join(f"#a{n} = :a{n}" for n in range(len(plain))), names, values
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot store {type(value).__name__}")
 
 
 def key(pk: str, sk: str) -> dict[str, Any]:

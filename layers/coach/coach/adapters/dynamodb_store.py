@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from coach.adapters.dynamodb_items import (
+    DECISION_PREFIX,
     EVENT_PREFIX,
     FLOW_SK,
     MESSAGE_PREFIX,
@@ -21,6 +22,7 @@ from coach.adapters.dynamodb_items import (
     to_attributes,
 )
 from coach.adapters.dynamodb_table import DynamoDBTable
+from coach.domain.decisions import DecisionPoint
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
@@ -164,6 +166,10 @@ class DynamoDBParticipantStore(DynamoDBTable):
     def list_events(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[ResearchEvent]:
         items, last = self._list_prefix(participant_id, EVENT_PREFIX, limit, next_token)
         return Page([ResearchEvent.model_validate(i) for i in items], last)
+
+    def list_decisions(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[DecisionPoint]:
+        items, last = self._list_prefix(participant_id, DECISION_PREFIX, limit, next_token)
+        return Page([DecisionPoint.model_validate(i) for i in items], last)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
@@ -36,6 +37,7 @@ class InMemoryParticipantStore:
     flows: dict[str, FlowState] = field(default_factory=dict)
     messages: dict[str, dict[str, Message]] = field(default_factory=dict)
     events: dict[str, list[ResearchEvent]] = field(default_factory=dict)
+    decisions: dict[str, dict[str, DecisionPoint]] = field(default_factory=dict)  # by decision id
     # Kept here, not in InMemoryConversationStore, so deleting a participant removes them too.
     outbox: dict[str, dict[str, OutboxItem]] = field(default_factory=dict)
     work: dict[str, set[str]] = field(default_factory=dict)
@@ -110,6 +112,7 @@ class InMemoryParticipantStore:
             self.flows.pop(participant_id, None)
             self.messages.pop(participant_id, None)
             self.events.pop(participant_id, None)
+            self.decisions.pop(participant_id, None)
             self.outbox.pop(participant_id, None)
             self.work.pop(participant_id, None)
             self.sids = {k: v for k, v in self.sids.items() if k[0] != participant_id}
@@ -149,6 +152,22 @@ class InMemoryParticipantStore:
             indexed = list(enumerate(ordered))
             page = _page(indexed, lambda pair: str(pair[0]).zfill(12), limit, next_token, f"events:{participant_id}")
             return Page([event for _, event in page.items], page.next_token)
+
+    def list_decisions(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[DecisionPoint]:
+        with self._lock:
+            ordered = sorted(self.decisions.get(participant_id, {}).values(), key=lambda d: (d.local_date, d.slot))
+            return _page(
+                ordered, lambda d: f"{d.local_date}#{d.slot}", limit, next_token, f"decisions:{participant_id}"
+            )
+
+    def apply_decision_update(self, update: DecisionUpdate, now: datetime) -> bool:
+        """Set fields of a stored decision point; False when there is none (the caller holds the lock)."""
+        stored = self.decisions.get(update.participant_id, {}).get(update.decision_id)
+        if stored is None:
+            return False
+        changed = DecisionPoint.model_validate({**stored.model_dump(), **update.changes, "updated_at": now})
+        self.decisions[update.participant_id][update.decision_id] = changed
+        return True
 
 
 def _participant_order(participant: Participant) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from coach.adapters.memory import InMemoryParticipantStore
+from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import AlreadyDone, Conflict
 from coach.domain.flow import FlowState
 from coach.domain.message import Direction, Message, ResearchEvent, status_rank
@@ -74,7 +75,14 @@ class InMemoryConversationStore:
             self.sids[(participant_id, twilio_sid)] = outbox_key
             if item.reported_sid is None:
                 self.outbox[participant_id][outbox_key] = item.model_copy(update={"reported_sid": twilio_sid})
-            return self._advance_status(participant_id, outbox_key, status, error_code, twilio_sid)
+            moved = self._advance_status(participant_id, outbox_key, status, error_code, twilio_sid)
+            if moved and item.decision_id:  # a nudge: its decision point's delivery outcome follows
+                changes: dict[str, object] = {"delivery_status": status}
+                if error_code is not None:
+                    changes["delivery_error_code"] = error_code
+                update = DecisionUpdate(participant_id=participant_id, decision_id=item.decision_id, changes=changes)
+                self.participants.apply_decision_update(update, now)
+            return moved
 
     def sid_claimed(self, participant_id: str, twilio_sid: str) -> bool:
         with self._lock:
@@ -123,6 +131,8 @@ class InMemoryConversationStore:
         outbox: Sequence[OutboxItem] = (),
         messages: Sequence[Message] = (),
         events: Sequence[ResearchEvent] = (),
+        decisions: Sequence[DecisionPoint] = (),
+        decision_updates: Sequence[DecisionUpdate] = (),
     ) -> FlowState:
         pid = flow.participant_id
         with self._lock:
@@ -150,9 +160,17 @@ class InMemoryConversationStore:
             for message in messages:
                 transcript[message.message_id] = message
             self.participants.events.setdefault(pid, []).extend(events)
+            for decision in decisions:
+                self.participants.decisions.setdefault(pid, {})[decision.decision_id] = decision
+            for update in decision_updates:
+                self.participants.apply_decision_update(update, flow.updated_at)
             stored_flow = flow.model_copy(update={"version": flow.version + 1})
             self.participants.flows[pid] = stored_flow
             return stored_flow
+
+    def update_decision(self, update: DecisionUpdate, now: datetime) -> bool:
+        with self._lock:
+            return self.participants.apply_decision_update(update, now)
 
     def open_outbox(self, participant_id: str) -> list[OutboxItem]:
         with self._lock:
@@ -183,6 +201,7 @@ class InMemoryConversationStore:
         sent: SentSms | None = None,
         error_code: int | None = None,
         events: Sequence[ResearchEvent] = (),
+        decision_updates: Sequence[DecisionUpdate] = (),
     ) -> None:
         pid = item.participant_id
         with self._lock:
@@ -203,6 +222,8 @@ class InMemoryConversationStore:
                 if sent is not None:
                     self.participants.sids[(pid, sent.sid)] = item.key
             self.participants.events.setdefault(pid, []).extend(events)
+            for decision_update in decision_updates:
+                self.participants.apply_decision_update(decision_update, now)
 
     def _current(self, item: OutboxItem) -> OutboxItem:
         current = self.outbox.get(item.participant_id, {}).get(item.key)

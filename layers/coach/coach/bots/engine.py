@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from coach.bots.intake import next_intake_step
-from coach.bots.llm_coach import LlmAllowance, llm_reply
+from coach.bots.llm_coach import PROMPT_VERSION, LlmAllowance, llm_reply, prompt_hash
 from coach.bots.offline_coach import REMINDER, answer_consent, daily_nudge, greeting, offline_reply
 from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt
 from coach.bots.turn import Outgoing, TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
 from coach.domain import intensity
 from coach.domain.chat import LanguageModelUnavailable
-from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingReminder, SubState
+from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingOutcome, PendingReminder, SubState
 from coach.domain.message import MAX_BODY_CHARS
 from coach.domain.reachability import Purpose, unreachable_reasons
 from coach.domain.sms_text import is_emoji, shape_sms
@@ -135,6 +135,8 @@ def _account(ctx: TurnContext, allowance: LlmAllowance, coach: str) -> None:
         prompt_tokens=allowance.prompt_tokens,
         completion_tokens=allowance.completion_tokens,
         models=allowance.models,
+        prompt_version=PROMPT_VERSION,
+        prompt_hash=prompt_hash(),
         answered_by=coach,
     )
 
@@ -197,6 +199,13 @@ def _coach_reply(ctx: TurnContext, llm: _Llm | None, text: str, instruction: str
 def _on_texts(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     for text in turn.texts:
         _remember(ctx, "user", text)
+    if (outcome := ctx.flow.awaiting_outcome) is not None:
+        ctx.flow.awaiting_outcome = None  # the first reply decides the proximal outcome
+        if ctx.now <= outcome.until:
+            minutes = round((ctx.now - outcome.since).total_seconds() / 60, 1)
+            ctx.record(
+                "proximal_outcome", decision_id=outcome.decision_id, replied_at=ctx.now.isoformat(), minutes=minutes
+            )
     if (pending := ctx.flow.pending_reminder) is not None:
         ctx.flow.pending_reminder = None  # answered: its schedule goes with it
         ctx.record("nudge_responded", nudge_key=pending.nudge_key, responded_at=ctx.now.isoformat())
@@ -281,6 +290,10 @@ def _daily_nudge(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies
         if ctx.profile.total_prompts == prompts_before:  # the LLM wrote the prompt itself, without the tool
             deliver_habit_prompt(ctx, HabitPrompt(text=replies[-1], action="written by the LLM"), occasion="llm_nudge")
         firing = turn.firing
+        if firing is not None and firing.outcome_window:
+            ctx.flow.awaiting_outcome = PendingOutcome(
+                decision_id=firing.key, since=firing.slot, until=firing.slot + firing.outcome_window
+            )
         if firing is not None and firing.reminder_after:
             due = firing.slot + firing.reminder_after
             ctx.flow.pending_reminder = PendingReminder(nudge_key=firing.key, due_at=due)

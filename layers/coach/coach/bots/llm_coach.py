@@ -7,6 +7,7 @@ offline coach answer instead. Tool calls live only in this loop: history keeps t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from coach.domain.flow import HISTORY_SENT_TO_LLM, SubState
 from coach.ports import LanguageModel
 
 MAX_ROUNDS = 10
+PROMPT_VERSION = "coach-prompts-2026-12"  # name the prompts' version when they change; the hash tells them apart
+_PROMPT_FILES = ("system", "intake", "feedback", "tone_guide")
 DEFAULT_TONE = ("warm_supportive", "one_question_at_a_time", "default_actionable")
 
 
@@ -82,6 +85,15 @@ class LlmAllowance:
 @cache
 def prompt_text(name: str) -> str:
     return files("coach.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+
+
+@cache
+def prompt_hash() -> str:
+    """The prompts' texts, hashed: which words the LLM was given is on record with what it wrote."""
+    digest = hashlib.sha256()
+    for name in _PROMPT_FILES:
+        digest.update(prompt_text(name).encode("utf-8"))
+    return digest.hexdigest()[:16]
 
 
 @cache

@@ -43,6 +43,7 @@ class Firing(BaseModel):
     slot: AwareDatetime  # when it was due
     valid_until: AwareDatetime
     reminder_after: timedelta | None = None  # DAILY_NUDGE: follow up this long after the slot unless answered
+    outcome_window: timedelta | None = None  # DAILY_NUDGE: a reply this long after the slot is its proximal outcome
     nudge_sent: bool = True  # REMINDER: whether the nudge it follows went out at all
     transition_id: str | None = None  # TRANSITION: which pending transition fired
 

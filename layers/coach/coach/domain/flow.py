@@ -39,6 +39,16 @@ class PendingReminder(BaseModel):
     due_at: datetime
 
 
+class PendingOutcome(BaseModel):
+    """The last nudge's decision point, waiting for its proximal outcome: the first reply until `until`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision_id: str
+    since: datetime  # the decision point's slot
+    until: datetime
+
+
 class PendingTransition(BaseModel):
     """A delayed move between intake and feedback (the LLM's `transition_state` with a delay). One at a
     time: a newer one replaces it, and its `id` tells a stale firing from the one pending."""
@@ -79,6 +89,7 @@ class FlowState(BaseModel):
     last_habit_prompt: str | None = None
     pending_reminder: PendingReminder | None = None
     pending_transition: PendingTransition | None = None
+    awaiting_outcome: PendingOutcome | None = None
     last_processed_inbound: str | None = None
     # Where intake stands, so a short answer ("yes", "7am") is read against the question it answers.
     consent: bool | None = None  # None until asked and answered; False: the person declined, we stay silent

@@ -29,6 +29,9 @@ class Message(BaseModel):
     error_code: int | None = None
     truncated: bool = False
     turn: str | None = Field(None, description="Inbound: the turn that answered it (set exactly once)")
+    coach: str | None = Field(None, description="Outbound: who wrote it (llm, offline, researcher)")
+    llm_model: str | None = Field(None, description="Outbound, written by the LLM: the model")
+    prompt_version: str | None = Field(None, description="Outbound, written by the LLM: its prompts' version")
 
 
 # Delivery statuses in the order Twilio moves through them; a callback never moves a message backwards.

@@ -58,6 +58,13 @@ def last_slot(hhmm: str, timezone: str, moment: datetime) -> datetime:
     return today if today <= moment else slot_on(local.date() - timedelta(days=1), hhmm, timezone)
 
 
+def next_slot(hhmm: str, timezone: str, moment: datetime) -> datetime:
+    """The first daily slot after `moment`."""
+    local = local_now(moment, timezone)
+    today = slot_on(local.date(), hhmm, timezone)
+    return today if today > moment else slot_on(local.date() + timedelta(days=1), hhmm, timezone)
+
+
 def recent_slots(hhmm: str, timezone: str, before: datetime, count: int) -> list[datetime]:
     """The `count` latest daily slots at or before `before`, newest first."""
     newest = last_slot(hhmm, timezone, before)

@@ -46,6 +46,7 @@ class OutboxItem(BaseModel):
     attempts: int = 0
     attempted_at: datetime | None = None
     twilio_sid: str | None = None
+    decision_id: str | None = None  # SMS: the decision point this nudge was sent for (the ledger follows it)
     reported_sid: str | None = None  # SMS: the SID a status callback naming this item reported, however early
     error_code: int | None = None
     message_sk: str | None = None  # SMS: the transcript item this send updates

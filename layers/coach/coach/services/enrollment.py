@@ -10,15 +10,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from coach.domain.decisions import DecisionPoint
 from coach.domain.errors import Conflict, InvalidField
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import Message, ResearchEvent
+from coach.domain.nudges import next_slot
 from coach.domain.participant import (
     Participant,
     ParticipantStatus,
     canonical_phone_number,
     valid_timezone,
 )
+from coach.domain.profile import UserProfile
 from coach.domain.schedules import SCHEDULED_STATUSES, schedule_names
 from coach.domain.times import same_local_time
 from coach.domain.work import ConversationWork, WorkKind
@@ -66,6 +69,17 @@ class UpdateParticipant(BaseModel):
         None, description="A canonical IANA zone of a region, e.g. America/New_York; may not be null (422)"
     )
     status: ParticipantStatus | None = Field(None, description="may not be null (422)")
+
+
+class ParticipantDetail(Participant):
+    """A participant with where their conversation and intervention stand (GET /conversation/participants/{id})."""
+
+    sub_state: SubState = Field(description="INTAKE or FEEDBACK")
+    consent: bool | None = Field(None, description="null until asked and answered")
+    habit_profile: UserProfile
+    daily_time: str | None = Field(None, description="The daily nudge's local time (HH:MM), once intake set it")
+    next_nudge_at: datetime | None = Field(None, description="The next scheduled decision point, in UTC")
+    pending_reminder_at: datetime | None = Field(None, description="When the pending reminder is due, in UTC")
 
 
 class ConversationView(BaseModel):
@@ -117,6 +131,28 @@ class EnrollmentService:
 
     def get(self, participant_id: str) -> Participant:
         return self.store.get_participant(participant_id)
+
+    def detail(self, participant_id: str) -> ParticipantDetail:
+        participant = self.store.get_participant(participant_id)
+        flow = self.store.get_flow_state(participant_id)
+        now = self.clock.now()
+        schedule = flow.daily_schedule
+        next_nudge = None
+        if schedule is not None and participant.status in SCHEDULED_STATUSES:
+            next_nudge = next_slot(schedule.time, participant.timezone, now)
+        return ParticipantDetail(
+            **participant.model_dump(),
+            sub_state=flow.sub_state,
+            consent=flow.consent,
+            habit_profile=flow.user_profile,
+            daily_time=schedule.time if schedule else None,
+            next_nudge_at=next_nudge,
+            pending_reminder_at=flow.pending_reminder.due_at if flow.pending_reminder else None,
+        )
+
+    def decisions(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[DecisionPoint]:
+        self.store.get_participant(participant_id)
+        return self.store.list_decisions(participant_id, limit=limit, next_token=next_token)
 
     def list(self, *, status: ParticipantStatus | None, limit: int, next_token: str | None) -> Page[Participant]:
         return self.store.list_participants(status=status, limit=limit, next_token=next_token)

@@ -19,13 +19,14 @@ from typing import Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
 from coach.bots.turn import Firing, TurnEvent, TurnInput, TurnResult
+from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import AlreadyDone
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import ResearchEvent
-from coach.domain.nudges import decide, last_slot, local_now, recent_slots
+from coach.domain.nudges import NudgeDecision, decide, last_slot, local_now, recent_slots
 from coach.domain.outbox import OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
-from coach.domain.reachability import QuietHours
+from coach.domain.reachability import Purpose, QuietHours
 from coach.domain.schedules import daily_schedule_name, desired_schedules, schedule_names
 from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler
 from coach.services.schedules import reconcile
@@ -73,6 +74,7 @@ class NudgeService:
     probability: float = 1.0
     seed: str = ""
     validity: timedelta = timedelta(minutes=60)
+    outcome_window: timedelta = timedelta(hours=5)  # a reply this long after a decision point is its outcome
     on_event: EventSink = lambda kind, data: None
 
     def fire(self, event: ScheduledEvent, time_left: Callable[[], float] | None = None) -> None:
@@ -101,18 +103,27 @@ class NudgeService:
         recorded = ResearchEvent(
             participant_id=participant.id, kind="nudge_decision", at=now, data=decision.as_event_data()
         )
+        row = ledger_row(participant, decision, key, now, self.outcome_window)
         if not decision.nudge:
             self.on_event("nudge_skipped", {"participant_id": participant.id, "reasons": decision.unavailable_reasons})
-            return PlannedTurn(key=key, flow=flow, work_key=key, events=[recorded])
+            return PlannedTurn(key=key, flow=flow, work_key=key, events=[recorded], decisions=[row])
         firing = Firing(
             key=key,
             slot=slot,
             valid_until=slot + self.validity,
             reminder_after=self.reminder_delay if self.reminder_delay > timedelta(0) else None,
+            outcome_window=self.outcome_window,
         )
         result = self._run(loaded, TurnEvent.DAILY_NUDGE, firing, time_left=time_left)
         self.on_event("nudge_sent" if result.texts else "nudge_withheld", {"participant_id": participant.id})
-        return planned_turn(result, loaded, key, work_key=key, events=[recorded], valid_until=firing.valid_until)
+        plan = planned_turn(
+            result, loaded, key, work_key=key, events=[recorded], valid_until=firing.valid_until, decision_id=key
+        )
+        # What the turn says of this decision point goes into its row as written (one write of one item).
+        own = [u for u in plan.decision_updates if u.decision_id == key]
+        plan.decision_updates = [u for u in plan.decision_updates if u.decision_id != key]
+        plan.decisions = [with_nudge(row, result, own)]
+        return plan
 
     def _reminder(
         self, event: ScheduledEvent, loaded: Loaded, time_left: Callable[[], float] | None = None
@@ -241,7 +252,25 @@ class NudgeService:
     def _record_missed(self, loaded: Loaded, *, key: str, missed: ResearchEvent) -> PlannedTurn:
         if self.conversation.work_done(loaded.participant.id, key):
             raise AlreadyDone(key)  # decided meanwhile (or recorded by an earlier watchdog run)
-        return PlannedTurn(key=f"missed#{key}", flow=loaded.flow, work_key=key, events=[missed])
+        data = missed.data
+        row = DecisionPoint(
+            decision_id=key,
+            participant_id=loaded.participant.id,
+            arm=loaded.participant.study_arm,
+            scheduled_at=datetime.fromisoformat(str(data["slot"])),
+            local_date=str(data["local_date"]),
+            local_time=str(data["local_time"]),
+            timezone=str(data["timezone"]),
+            available=False,
+            unavailable_reasons=["missed"],
+            probability=self.probability,
+            decision="no_nudge",
+            missed=True,
+            missed_reason=str(data["reason"]),
+            created_at=loaded.now,
+            updated_at=loaded.now,
+        )
+        return PlannedTurn(key=f"missed#{key}", flow=loaded.flow, work_key=key, events=[missed], decisions=[row])
 
     def _missing_slots(self, participant: Participant, flow: FlowState, now: datetime) -> list[datetime]:
         """The participant's last closed slots (their window is over) that should have a decision and have none."""
@@ -266,3 +295,48 @@ class NudgeService:
         if not existing.in_order:
             return "schedule_disabled_or_retargeted"
         return "firing_failed"  # the schedule is right: its firing failed (see the nudge dead-letter queue)
+
+
+def ledger_row(
+    participant: Participant, decision: NudgeDecision, key: str, now: datetime, outcome_window: timedelta
+) -> DecisionPoint:
+    """The decision point as the ledger records it when it is decided."""
+    return DecisionPoint(
+        decision_id=key,
+        participant_id=participant.id,
+        arm=participant.study_arm,
+        scheduled_at=decision.slot,
+        local_date=decision.local_date,
+        local_time=decision.local_time,
+        timezone=decision.timezone,
+        available=decision.available,
+        unavailable_reasons=list(decision.unavailable_reasons),
+        probability=decision.probability,
+        draw=round(decision.draw, 6),
+        decision="nudge" if decision.nudge else "no_nudge",
+        outcome_window_minutes=int(outcome_window.total_seconds() // 60),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def with_nudge(row: DecisionPoint, result: TurnResult, updates: list[DecisionUpdate]) -> DecisionPoint:
+    """The row with the nudge the turn wrote: its text, who wrote it and at what cost (sending comes later)."""
+    changes: dict[str, Any] = {}
+    nudges = [t for t in result.texts if t.purpose is Purpose.NUDGE]
+    if nudges:
+        changes.update(message_id=f"{row.decision_id}#{result.texts.index(nudges[0])}", text=nudges[0].text)
+        changes["coach"] = result.coach
+    usage = next((e.data for e in result.events if e.kind == "llm_usage"), None)
+    if usage is not None and result.coach == "llm":
+        models = usage.get("models") or []
+        changes.update(
+            llm_model=models[-1] if models else None,
+            prompt_version=usage.get("prompt_version"),
+            prompt_hash=usage.get("prompt_hash"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+        )
+    for update in updates:
+        changes.update(update.changes)
+    return row.model_copy(update=changes)

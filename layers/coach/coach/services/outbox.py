@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import TypeAdapter
 
+from coach.domain.decisions import DecisionUpdate
 from coach.domain.effects import OutboxEffect, ReconcileSchedules
 from coach.domain.errors import Conflict, DeliveryRejected
 from coach.domain.message import ResearchEvent
@@ -138,11 +139,35 @@ class OutboxDispatcher:
         error_code: int | None = None,
         events: Sequence[ResearchEvent] = (),
     ) -> None:
+        now = self.clock.now()
+        updates = [] if item.decision_id is None else [_ledger(item, state, now, sent, error_code, events)]
         self.conversation.finish_outbox_item(
-            item, state, self.clock.now(), sent=sent, error_code=error_code, events=events
+            item, state, now, sent=sent, error_code=error_code, events=events, decision_updates=updates
         )
 
     def _event(self, item: OutboxItem, kind: str, **data: object) -> ResearchEvent:
         return ResearchEvent(
             participant_id=item.participant_id, kind=kind, at=self.clock.now(), data={"outbox_key": item.key, **data}
         )
+
+
+def _ledger(
+    item: OutboxItem,
+    state: OutboxState,
+    now: datetime,
+    sent: SentSms | None,
+    error_code: int | None,
+    events: Sequence[ResearchEvent],
+) -> DecisionUpdate:
+    """What finishing a nudge's send tells its decision point: the treatment given, or why none was."""
+    changes: dict[str, object] = {"treated": state is OutboxState.SENT}
+    if sent is not None:
+        changes.update(sent_at=now, twilio_sid=sent.sid, delivery_status=sent.status)
+    if state is OutboxState.EXPIRED:
+        changes.update(expired=True, cancelled_reason="not_sent_within_its_window")
+    elif state is OutboxState.CANCELLED:
+        reasons = [e.data.get("reason") for e in events if e.kind == "message_cancelled"]
+        changes["cancelled_reason"] = reasons[0] if reasons else "cancelled"
+    elif state is OutboxState.FAILED:
+        changes.update(delivery_status="failed", delivery_error_code=error_code)
+    return DecisionUpdate(participant_id=item.participant_id, decision_id=item.decision_id or "", changes=changes)

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnInput, TurnResult
+from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.effects import ReconcileSchedules
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
 from coach.domain.flow import FlowState
@@ -54,6 +56,8 @@ class PlannedTurn:
     messages: list[Message] = field(default_factory=list)
     events: list[ResearchEvent] = field(default_factory=list)
     coach: str = "none"  # who wrote the texts: llm, offline or none
+    decisions: list[DecisionPoint] = field(default_factory=list)  # decision points this turn decided
+    decision_updates: list[DecisionUpdate] = field(default_factory=list)  # what happened to earlier ones
 
 
 @dataclass
@@ -115,14 +119,22 @@ def planned_turn(
     work_key: str | None = None,
     events: Sequence[ResearchEvent] = (),
     valid_until: datetime | None = None,
+    decision_id: str | None = None,
 ) -> PlannedTurn:
     """The engine's result as a turn to save: its texts as outbox items and transcript messages (keys derive
-    from `key`), `valid_until` on those of a decision point."""
+    from `key`; who wrote them on record), `valid_until` and `decision_id` on those of a decision point, and
+    what the turn's events tell the ledger of earlier decision points (a reply, a reminder, an expiry)."""
     pid = loaded.participant.id
+    usage = next((e.data for e in result.events if e.kind == "llm_usage"), None)
+    written_by: dict[str, Any] = {"coach": result.coach}
+    if result.coach == "llm" and usage is not None:
+        models = usage.get("models") or []
+        written_by.update(llm_model=models[-1] if models else None, prompt_version=usage.get("prompt_version"))
     outbox: list[OutboxItem] = []
     messages: list[Message] = []
     for n, text in enumerate(result.texts):
         item_key = f"{key}#{n}"
+        timed = text.purpose in _TIMED_PURPOSES
         outbox.append(
             OutboxItem(
                 participant_id=pid,
@@ -132,7 +144,8 @@ def planned_turn(
                 to=loaded.participant.phone_number,
                 body=text.text,
                 purpose=text.purpose,
-                valid_until=valid_until if text.purpose in _TIMED_PURPOSES else None,
+                valid_until=valid_until if timed else None,
+                decision_id=decision_id if text.purpose is Purpose.NUDGE else None,
             )
         )
         messages.append(
@@ -143,6 +156,7 @@ def planned_turn(
                 body=text.text,
                 at=loaded.now,
                 status="pending",
+                **written_by,
             )
         )
     return PlannedTurn(
@@ -154,7 +168,38 @@ def planned_turn(
         messages=messages,
         events=[*events, *result.events],
         coach=result.coach,
+        decision_updates=ledger_updates(pid, result.events),
     )
+
+
+def ledger_updates(participant_id: str, events: Sequence[ResearchEvent]) -> list[DecisionUpdate]:
+    """What a turn's events tell the decision-point ledger: the proximal outcome of a reply (and what it said of
+    the habit), a reminder sent, a nudge expired."""
+    updates: list[DecisionUpdate] = []
+    feedback = next((e.data.get("kind") for e in events if e.kind == "feedback_classified"), None)
+    for event in events:
+        data = event.data
+        if event.kind == "proximal_outcome":
+            changes: dict[str, Any] = {
+                "replied": True,
+                "replied_at": data["replied_at"],
+                "reply_minutes": data["minutes"],
+            }
+            if feedback is not None:
+                changes["feedback_kind"] = feedback
+            updates.append(
+                DecisionUpdate(participant_id=participant_id, decision_id=data["decision_id"], changes=changes)
+            )
+        elif event.kind == "reminder_sent":
+            updates.append(
+                DecisionUpdate(
+                    participant_id=participant_id, decision_id=data["nudge_key"], changes={"reminder_sent": True}
+                )
+            )
+        elif event.kind == "nudge_expired" and data.get("purpose") == Purpose.NUDGE.value and data.get("key"):
+            changes = {"expired": True, "cancelled_reason": data.get("reason")}
+            updates.append(DecisionUpdate(participant_id=participant_id, decision_id=data["key"], changes=changes))
+    return updates
 
 
 @dataclass
@@ -216,5 +261,7 @@ class SavedTurns:
             outbox=outbox,
             messages=plan.messages,
             events=plan.events,
+            decisions=plan.decisions,
+            decision_updates=plan.decision_updates,
         )
         return outbox
