@@ -18,7 +18,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from coach.bootstrap import enrollment_service
+from coach.bootstrap import enrollment_service, researcher
+from coach.domain.audit import Actor, AuditEntry
 from coach.domain.decisions import DecisionPoint
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
@@ -60,6 +61,17 @@ class EventPage(BaseModel):
     next_token: str | None = None
 
 
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_token: str | None = None
+
+
+def _actor() -> Actor:
+    """The researcher behind this request (their API key's name goes on the audit trail)."""
+    identity = app.current_event.request_context.identity
+    return researcher(identity.api_key_id, identity.source_ip)
+
+
 def _json(status: int, body: BaseModel) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump(mode="json"))
 
@@ -82,7 +94,7 @@ def _json(status: int, body: BaseModel) -> Response[Any]:
     },
 )
 def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[Participant]:
-    participant = enrollment_service().enroll(body)
+    participant = enrollment_service().enroll(body, _actor())
     logger.info("participant enrolled", extra={"participant_id": participant.id})
     return _json(201, participant)
 
@@ -128,7 +140,7 @@ def get_participant(id: ParticipantId) -> ParticipantDetail:
     ),
 )
 def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Body()]) -> Participant:
-    participant = enrollment_service().update(id, body)
+    participant = enrollment_service().update(id, body, _actor())
     logger.info("participant updated", extra={"participant_id": id, "fields": sorted(body.model_fields_set)})
     return participant
 
@@ -144,7 +156,7 @@ def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Bod
     },
 )
 def delete_participant(id: ParticipantId) -> Response[None]:
-    enrollment_service().delete(id)
+    enrollment_service().delete(id, _actor())
     logger.info("participant deleted", extra={"participant_id": id})
     return Response(status_code=204, content_type=None, body=None)
 
@@ -158,7 +170,7 @@ def delete_participant(id: ParticipantId) -> Response[None]:
     ),
 )
 def reset_participant(id: ParticipantId) -> ConversationView:
-    return enrollment_service().reset(id)
+    return enrollment_service().reset(id, _actor())
 
 
 @app.get(
@@ -197,6 +209,26 @@ def list_events(id: ParticipantId, limit: Limit = 50, next_token: NextToken = No
 def list_decisions(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> DecisionPage:
     page = enrollment_service().decisions(id, limit=limit, next_token=next_token)
     return DecisionPage(items=list(page.items), next_token=page.next_token)
+
+
+@app.get(
+    "/conversation/audit",
+    summary="The audit trail, oldest first: every researcher action, who, when and from where",
+    description=(
+        "Append-only: no route changes it. A deleted participant's entries keep their pseudonymous id, with "
+        "the personal values erased, and end with the delete's tombstone."
+    ),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+def list_audit(
+    participant_id: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Only this participant's")
+    ] = None,
+    limit: Limit = 50,
+    next_token: NextToken = None,
+) -> AuditPage:
+    page = enrollment_service().audit_entries(participant_id=participant_id, limit=limit, next_token=next_token)
+    return AuditPage(items=list(page.items), next_token=page.next_token)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -293,7 +293,10 @@ def test_delete_removes_everything_and_the_number_can_enroll_again(aws: Resource
     assert deleted["statusCode"] == 204
     assert not deleted.get("body")
     assert call(api_event("GET", f"/conversation/participants/{participant['id']}"))["statusCode"] == 404
-    assert aws.dynamodb.scan(TableName=aws.table_name)["Items"] == []
+    left = aws.dynamodb.scan(TableName=aws.table_name)["Items"]
+    assert {item["PK"]["S"] for item in left} == {"AUDIT"}  # only the audit trail, which no delete removes
+    text = json.dumps(left)
+    assert "+12065550100" not in text  # ... and which keeps no personal data of the deleted participant
     assert enroll()["id"] != participant["id"]
 
 
@@ -581,3 +584,60 @@ def test_the_decision_points_page_oldest_first(aws: Resources) -> None:
 
     assert [d["local_date"] for d in first["items"] + rest["items"]] == ["2026-06-01", "2026-06-02", "2026-06-03"]
     assert call(api_event("GET", "/conversation/participants/nobody/decisions"))["statusCode"] == 404
+
+
+def test_the_audit_names_the_researcher_records_an_updates_before_and_after_and_a_deletes_tombstone(
+    aws: Resources,
+) -> None:
+    import boto3
+
+    # Given a researcher's named API key (API Gateway passes its id; its name is the researcher's)
+    key = boto3.client("apigateway").create_api_key(name="dr-ada", value="k" * 24, enabled=True)
+
+    def as_ada(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = api_event(method, path, body=body)
+        event["requestContext"]["identity"]["apiKeyId"] = key["id"]
+        event["requestContext"]["identity"]["sourceIp"] = "198.51.100.7"
+        return call(event)
+
+    created = as_ada("POST", "/conversation/participants", ENROLL)
+    participant = response_json(created)
+    path = f"/conversation/participants/{participant['id']}"
+    as_ada("PUT", path, {"name": "Ada", "status": "paused"})
+    as_ada("POST", f"{path}/reset")
+
+    trail = response_json(call(api_event("GET", "/conversation/audit", query={"participant_id": participant["id"]})))
+    create, update, _reset = trail["items"]
+    assert [e["action"] for e in trail["items"]] == ["create", "update", "reset"]
+    assert {(e["researcher"], e["key_id"], e["source_ip"]) for e in trail["items"]} == {
+        ("dr-ada", key["id"], "198.51.100.7")
+    }
+    assert create["changes"]["phone_number"] == {"before": None, "after": "+12065550100"}
+    assert update["changes"] == {
+        "name": {"before": None, "after": "Ada"},
+        "status": {"before": "active", "after": "paused"},
+    }
+
+    # When the participant is deleted
+    as_ada("DELETE", path)
+
+    # Then their entries stay, with the personal values erased, and a tombstone ends them
+    after = response_json(call(api_event("GET", "/conversation/audit", query={"participant_id": participant["id"]})))
+    assert [e["action"] for e in after["items"]] == ["create", "update", "reset", "delete"]
+    assert after["items"][0]["changes"]["phone_number"] == {"before": None, "after": "[erased]"}
+    assert after["items"][1]["changes"]["name"] == {"before": None, "after": "[erased]"}
+    assert after["items"][1]["changes"]["status"] == {"before": "active", "after": "paused"}  # not personal
+    tombstone = after["items"][-1]
+    assert (tombstone["researcher"], tombstone["participant_id"], tombstone["changes"]) == (
+        "dr-ada",
+        participant["id"],
+        {},
+    )
+    assert "+12065550100" not in json.dumps(after)
+    assert "Ada" not in json.dumps(after)
+
+
+def test_the_audit_cannot_be_changed_through_the_api(aws: Resources) -> None:
+    for method in ("POST", "PUT", "DELETE"):
+        response = call(api_event(method, "/conversation/audit"))
+        assert response["statusCode"] in (404, 405), method

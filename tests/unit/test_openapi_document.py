@@ -36,6 +36,7 @@ def test_document_describes_every_route_and_the_error_shape() -> None:
         ("/conversation/participants/{id}/messages", "get"),
         ("/conversation/participants/{id}/events", "get"),
         ("/conversation/participants/{id}/decisions", "get"),
+        ("/conversation/audit", "get"),
     }
     create = document["paths"]["/conversation/participants"]["post"]
     assert create["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -31,6 +31,7 @@ RESEARCHER_ROUTES = {
     ("/conversation/participants/{id}/messages", "GET"),
     ("/conversation/participants/{id}/events", "GET"),
     ("/conversation/participants/{id}/decisions", "GET"),
+    ("/conversation/audit", "GET"),
     ("/conversation/openapi.json", "GET"),
 }
 TWILIO_ROUTES = {("/twilio/sms", "POST"), ("/twilio/status", "POST")}
@@ -68,6 +69,7 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
         "sqs": {"InboundQueue"},
         "scheduler": {"NudgeScheduleGroup"},
         "iam": {"SchedulerInvokeRole"},
+        "apigateway": set(),  # its keys: arn:...:apigateway:<region>::/apikeys/*
     },
     "WebhookFunction": {
         "dynamodb": {"CoachTable"},
@@ -80,7 +82,7 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
 }
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     # Every function that changes a participant reconciles its schedules (DESIGN: derived, then reconciled).
-    "EnrollmentFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"sqs:SendMessage", "iam:PassRole"},
+    "EnrollmentFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"sqs:SendMessage", "iam:PassRole", "apigateway:GET"},
     "WebhookFunction": TABLE_ACTIONS - {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
     "ConversationFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},

@@ -12,13 +12,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from coach.adapters.clock import SystemClock
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.adapters.sqs_queue import SqsWorkQueue
+from coach.domain.audit import Actor
 from coach.observability import logger, metrics
 from coach.ports import (
+    AuditLog,
     Clock,
     ConversationStore,
     LanguageModel,
     LlmBudget,
     ParticipantStore,
+    ResearcherNames,
     Scheduler,
     SmsSender,
     WorkQueue,
@@ -67,9 +70,13 @@ def build_enrollment_service(
     queue: WorkQueue | None = None,
     clock: Clock | None = None,
     scheduler: Scheduler | None = None,
+    audit: AuditLog | None = None,
 ) -> EnrollmentService:
+    from coach.adapters.dynamodb_audit import DynamoDBAuditLog
+
     return EnrollmentService(
         store=store or DynamoDBParticipantStore(settings.table_name),
+        audit=audit or DynamoDBAuditLog(settings.table_name),
         queue=queue or SqsWorkQueue(settings.queue_url),
         clock=clock or default_clock(settings.virtual_clock),
         default_phone_region=settings.default_phone_region,
@@ -88,6 +95,19 @@ def _scheduler(settings: SchedulerSettings, target_arn: str = "") -> Scheduler:
         settings.prompt_generator_arn or target_arn,
         settings.scheduler_dlq_arn,
     )
+
+
+@cache
+def researcher_names() -> ResearcherNames:
+    from coach.adapters.apigateway_keys import ApiGatewayKeyNames
+
+    return ApiGatewayKeyNames()
+
+
+def researcher(key_id: str | None, source_ip: str | None) -> Actor:
+    """Who sent a request to the researchers' API: their key's name (the audit trail's `researcher`)."""
+    name = researcher_names().name_of(key_id) if key_id else None
+    return Actor(name=name or (f"key {key_id}" if key_id else "unknown"), key_id=key_id, source_ip=source_ip)
 
 
 @cache
@@ -271,6 +291,7 @@ def conversation_service() -> ConversationService:
 def forget_built_services() -> None:
     """Drop what was built, so the next call reads the environment again (tests, the local stack)."""
     enrollment_service.cache_clear()
+    researcher_names.cache_clear()
     enrollment_settings.cache_clear()
     webhook_service.cache_clear()
     webhook_verifier.cache_clear()

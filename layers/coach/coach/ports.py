@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
+from coach.domain.audit import AuditEntry
 from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.flow import FlowState
@@ -29,7 +30,11 @@ class ParticipantStore(Protocol):
     """Participants, their phone index, flow state, transcript and research events (one table)."""
 
     def create_participant(
-        self, participant: Participant, flow: FlowState, events: Sequence[ResearchEvent] = ()
+        self,
+        participant: Participant,
+        flow: FlowState,
+        events: Sequence[ResearchEvent] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> None:
         """Participant + phone index + flow state (+ events) in one transaction.
 
@@ -53,6 +58,7 @@ class ParticipantStore(Protocol):
         previous_phone: str | None = None,
         flow: FlowState | None = None,
         events: Sequence[ResearchEvent] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> Participant:
         """Write `participant` if its stored version is still `participant.version`; return it at version + 1.
 
@@ -67,7 +73,9 @@ class ParticipantStore(Protocol):
     def get_flow_state(self, participant_id: str) -> FlowState:
         """Raises NotFound."""
 
-    def save_flow_state(self, flow: FlowState, events: Sequence[ResearchEvent] = ()) -> FlowState:
+    def save_flow_state(
+        self, flow: FlowState, events: Sequence[ResearchEvent] = (), audit: Sequence[AuditEntry] = ()
+    ) -> FlowState:
         """Write if the stored version is still `flow.version`; return it at version + 1. Raises Conflict."""
 
     def put_message(self, message: Message) -> bool:
@@ -81,6 +89,24 @@ class ParticipantStore(Protocol):
 
     def list_decisions(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[DecisionPoint]:
         """The decision-point ledger, oldest first. Raises InvalidPageToken."""
+
+
+class ResearcherNames(Protocol):
+    """Who holds an API key: the name the audit trail records."""
+
+    def name_of(self, key_id: str) -> str | None: ...
+
+
+class AuditLog(Protocol):
+    """The researchers' audit trail: appended to, read, never changed through the API."""
+
+    def append(self, entry: AuditEntry) -> None: ...
+
+    def entries(self, *, participant_id: str | None, limit: int, next_token: str | None) -> Page[AuditEntry]:
+        """Oldest first, the whole trail or one participant's. Raises InvalidPageToken."""
+
+    def erase_personal_data(self, participant_id: str) -> int:
+        """Erase the personal values in a deleted participant's entries; how many entries held some."""
 
 
 class ConversationStore(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from coach.adapters.dynamodb_audit import audit_attributes
 from coach.adapters.dynamodb_items import (
     DECISION_PREFIX,
     EVENT_PREFIX,
@@ -22,6 +23,7 @@ from coach.adapters.dynamodb_items import (
     to_attributes,
 )
 from coach.adapters.dynamodb_table import DynamoDBTable
+from coach.domain.audit import AuditEntry
 from coach.domain.decisions import DecisionPoint
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
@@ -39,7 +41,11 @@ class DynamoDBParticipantStore(DynamoDBTable):
     # -- participants -------------------------------------------------------------------------
 
     def create_participant(
-        self, participant: Participant, flow: FlowState, events: Sequence[ResearchEvent] = ()
+        self,
+        participant: Participant,
+        flow: FlowState,
+        events: Sequence[ResearchEvent] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> None:
         pk = participant_pk(participant.id)
         items = [
@@ -53,6 +59,7 @@ class DynamoDBParticipantStore(DynamoDBTable):
             ),
             self._put(to_attributes(flow, PK=pk, SK=FLOW_SK), "attribute_not_exists(PK)"),
             *(self._put(self._event_item(event)) for event in events),
+            *(self._put(audit_attributes(entry)) for entry in audit),
         ]
         reasons = self._transact(items)
         if reasons is None:
@@ -95,6 +102,7 @@ class DynamoDBParticipantStore(DynamoDBTable):
         previous_phone: str | None = None,
         flow: FlowState | None = None,
         events: Sequence[ResearchEvent] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> Participant:
         stored = participant.model_copy(update={"version": participant.version + 1})
         items = [self._put(self._participant_item(stored), "version = :v", {":v": {"N": str(participant.version)}})]
@@ -114,6 +122,7 @@ class DynamoDBParticipantStore(DynamoDBTable):
         if flow is not None:
             items.append(self._flow_put(flow))
         items.extend(self._put(self._event_item(event)) for event in events)
+        items.extend(self._put(audit_attributes(entry)) for entry in audit)
         reasons = self._transact(items)
         if reasons is None:
             return stored
@@ -148,8 +157,11 @@ class DynamoDBParticipantStore(DynamoDBTable):
             raise NotFound(f"flow state of participant {participant_id} not found")
         return FlowState.model_validate(item)
 
-    def save_flow_state(self, flow: FlowState, events: Sequence[ResearchEvent] = ()) -> FlowState:
-        reasons = self._transact([self._flow_put(flow), *(self._put(self._event_item(e)) for e in events)])
+    def save_flow_state(
+        self, flow: FlowState, events: Sequence[ResearchEvent] = (), audit: Sequence[AuditEntry] = ()
+    ) -> FlowState:
+        items = [self._flow_put(flow), *(self._put(self._event_item(e)) for e in events)]
+        reasons = self._transact([*items, *(self._put(audit_attributes(entry)) for entry in audit)])
         if reasons is not None:
             raise Conflict(f"flow state of participant {flow.participant_id} changed since it was read")
         return flow.model_copy(update={"version": flow.version + 1})

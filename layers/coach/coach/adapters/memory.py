@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from coach.domain.audit import AuditEntry
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState
@@ -38,6 +39,7 @@ class InMemoryParticipantStore:
     messages: dict[str, dict[str, Message]] = field(default_factory=dict)
     events: dict[str, list[ResearchEvent]] = field(default_factory=dict)
     decisions: dict[str, dict[str, DecisionPoint]] = field(default_factory=dict)  # by decision id
+    audit: list[AuditEntry] = field(default_factory=list)  # kept apart: deleting a participant keeps it
     # Kept here, not in InMemoryConversationStore, so deleting a participant removes them too.
     outbox: dict[str, dict[str, OutboxItem]] = field(default_factory=dict)
     work: dict[str, set[str]] = field(default_factory=dict)
@@ -45,7 +47,11 @@ class InMemoryParticipantStore:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def create_participant(
-        self, participant: Participant, flow: FlowState, events: Sequence[ResearchEvent] = ()
+        self,
+        participant: Participant,
+        flow: FlowState,
+        events: Sequence[ResearchEvent] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> None:
         with self._lock:
             if participant.phone_number in self.phones:
@@ -56,6 +62,7 @@ class InMemoryParticipantStore:
             self.phones[participant.phone_number] = participant.id
             self.flows[participant.id] = flow
             self.events.setdefault(participant.id, []).extend(events)
+            self.audit.extend(audit)
 
     def get_participant(self, participant_id: str) -> Participant:
         with self._lock:
@@ -82,6 +89,7 @@ class InMemoryParticipantStore:
         previous_phone: str | None = None,
         flow: FlowState | None = None,
         events: Sequence[ResearchEvent] = (),
+        audit: Sequence[AuditEntry] = (),
     ) -> Participant:
         with self._lock:
             current = self.get_participant(participant.id)
@@ -102,6 +110,7 @@ class InMemoryParticipantStore:
             if flow is not None:
                 self.flows[participant.id] = flow.model_copy(update={"version": flow.version + 1})
             self.events.setdefault(participant.id, []).extend(events)
+            self.audit.extend(audit)
             return stored
 
     def delete_participant(self, participant_id: str) -> None:
@@ -123,7 +132,9 @@ class InMemoryParticipantStore:
                 raise NotFound(f"flow state of participant {participant_id} not found")
             return self.flows[participant_id]
 
-    def save_flow_state(self, flow: FlowState, events: Sequence[ResearchEvent] = ()) -> FlowState:
+    def save_flow_state(
+        self, flow: FlowState, events: Sequence[ResearchEvent] = (), audit: Sequence[AuditEntry] = ()
+    ) -> FlowState:
         with self._lock:
             current = self.flows.get(flow.participant_id)
             if current is None or current.version != flow.version:
@@ -131,6 +142,7 @@ class InMemoryParticipantStore:
             stored = flow.model_copy(update={"version": flow.version + 1})
             self.flows[flow.participant_id] = stored
             self.events.setdefault(flow.participant_id, []).extend(events)
+            self.audit.extend(audit)
             return stored
 
     def put_message(self, message: Message) -> bool:
@@ -267,3 +279,35 @@ class InMemoryLlmBudget:
     def add(self, day: str, tokens: int) -> None:
         with self._lock:
             self.days[day] = self.days.get(day, 0) + max(tokens, 0)
+
+
+class InMemoryAuditLog:
+    """Implements coach.ports.AuditLog over an InMemoryParticipantStore's trail."""
+
+    def __init__(self, store: InMemoryParticipantStore) -> None:
+        self.store = store
+
+    def append(self, entry: AuditEntry) -> None:
+        with self.store._lock:
+            self.store.audit.append(entry)
+
+    def entries(self, *, participant_id: str | None, limit: int, next_token: str | None) -> Page[AuditEntry]:
+        with self.store._lock:
+            chosen = sorted(
+                (e for e in self.store.audit if participant_id is None or e.participant_id == participant_id),
+                key=_audit_order,
+            )
+            return _page(chosen, _audit_order, limit, next_token, f"audit:{participant_id or ''}")
+
+    def erase_personal_data(self, participant_id: str) -> int:
+        with self.store._lock:
+            erased = 0
+            for n, entry in enumerate(self.store.audit):
+                if entry.participant_id == participant_id and entry.has_personal_data:
+                    self.store.audit[n] = entry.without_personal_data()
+                    erased += 1
+            return erased
+
+
+def _audit_order(entry: AuditEntry) -> str:
+    return f"{entry.at.astimezone(UTC).isoformat()}#{entry.id}"

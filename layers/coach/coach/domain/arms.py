@@ -22,6 +22,7 @@ DEFAULT_ARM = "default"
 MAX_ARMS = 20
 MAX_BLOCK_SIZE = 200
 MAX_PROBLEMS_REPORTED = 5
+MAX_SHOWN = 60  # characters of a wrong value quoted back
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _FORMAT = 'a JSON list of arms, or an object {"arms": [...], "block_multiple": N}'
 
@@ -122,7 +123,7 @@ def parse_study_arms(text: str | None) -> StudyArms:
     try:
         return StudyArms.model_validate(parsed)
     except ValidationError as exc:
-        problems = [_problem(error, parsed) for error in exc.errors()]
+        problems = [_problem(error, parsed) for error in exc.errors() if not _follows_from_others(error)]
         if len(problems) > MAX_PROBLEMS_REPORTED:
             more = len(problems) - MAX_PROBLEMS_REPORTED
             problems = [*problems[:MAX_PROBLEMS_REPORTED], f"and {more} more"]
@@ -189,6 +190,12 @@ def _json_type(value: object) -> str:
     return "a number"
 
 
+def _follows_from_others(error: ErrorDetails) -> bool:
+    """A tuple's length is counted after its items validate: arms with errors also read as "too few arms"."""
+    given = error["input"]
+    return error["type"] == "too_short" and error["loc"] == ("arms",) and isinstance(given, list) and bool(given)
+
+
 def _problem(error: ErrorDetails, data: dict[str, object]) -> str:
     """One validation error as what to fix, located by the arm's index and name."""
     loc = error["loc"]
@@ -214,7 +221,12 @@ def _problem(error: ErrorDetails, data: dict[str, object]) -> str:
         message = "must be 1 to 40 of a-z, 0-9, _ and -, starting with a letter or digit"
     else:
         message = error["msg"].removeprefix("Input ")
-    return f"{where}: {message} (got {json.dumps(error['input'])})"
+    return f"{where}: {message} (got {_shown(error['input'])})"
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."
 
 
 def _arms_problem(kind: str, value: object) -> str:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from coach.domain.audit import SYSTEM, Action, Actor, AuditEntry, FieldChange, field_changes
 from coach.domain.decisions import DecisionPoint
 from coach.domain.errors import Conflict, InvalidField
 from coach.domain.flow import FlowState, SubState
@@ -25,7 +26,7 @@ from coach.domain.profile import UserProfile
 from coach.domain.schedules import SCHEDULED_STATUSES, schedule_names
 from coach.domain.times import same_local_time
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import Clock, Page, ParticipantStore, Scheduler, WorkQueue
+from coach.ports import AuditLog, Clock, Page, ParticipantStore, Scheduler, WorkQueue
 from coach.services.schedules import reconcile, reconcile_stored
 
 PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
@@ -93,6 +94,7 @@ class ConversationView(BaseModel):
 
 _REQUIRED_ON_UPDATE = ("phone_number", "timezone", "status")
 _BACKGROUND_FIELDS = {"name", "gender", "ethnicity", "background", "timezone"}
+_AUDITED_FIELDS = {"phone_number", "name", "gender", "ethnicity", "background", "timezone", "status", "study_arm"}
 
 
 @dataclass
@@ -105,8 +107,10 @@ class EnrollmentService:
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     on_queue_failure: Callable[[str, Exception], None] | None = None
     scheduler: Scheduler | None = None  # changes of the record reconcile the participant's schedules
+    audit: AuditLog | None = None  # the researchers' trail (read, tombstones); entries are written with changes
+    new_audit_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
-    def enroll(self, command: EnrollParticipant) -> Participant:
+    def enroll(self, command: EnrollParticipant, actor: Actor = SYSTEM) -> Participant:
         """Create participant, phone index and intake flow state at once, then queue the greeting."""
         now = self.clock.now()
         participant = Participant(
@@ -125,7 +129,9 @@ class EnrollmentService:
         enrolled = ResearchEvent(
             participant_id=participant.id, kind="enrolled", at=now, data={"timezone": participant.timezone}
         )
-        self.store.create_participant(participant, flow, [enrolled])
+        record = participant.model_dump(mode="json", include=_AUDITED_FIELDS)
+        entry = self._entry(actor, "create", now, participant.id, field_changes({}, record))
+        self.store.create_participant(participant, flow, [enrolled], audit=[entry])
         self._queue(ConversationWork(kind=WorkKind.ENROLLED, participant_id=participant.id, occurred_at=now))
         return participant
 
@@ -157,7 +163,7 @@ class EnrollmentService:
     def list(self, *, status: ParticipantStatus | None, limit: int, next_token: str | None) -> Page[Participant]:
         return self.store.list_participants(status=status, limit=limit, next_token=next_token)
 
-    def update(self, participant_id: str, command: UpdateParticipant) -> Participant:
+    def update(self, participant_id: str, command: UpdateParticipant, actor: Actor = SYSTEM) -> Participant:
         """Apply the fields present in `command`; a lost race reloads and applies them again. Then the
         participant's schedules are made to match (a timezone or status change moves or removes them): a
         repeat of the same request changes nothing more and repairs them if that step failed."""
@@ -171,7 +177,7 @@ class EnrollmentService:
             changes["timezone"] = valid_timezone(changes["timezone"])
         for attempt in range(UPDATE_ATTEMPTS):
             try:
-                updated = self._apply(participant_id, changes)
+                updated = self._apply(participant_id, changes, actor)
             except Conflict:
                 if attempt == UPDATE_ATTEMPTS - 1:
                     raise
@@ -180,19 +186,32 @@ class EnrollmentService:
             return updated
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def delete(self, participant_id: str) -> None:
-        """Every item of the participant and its schedules. Schedules first: a failure leaves all in place."""
-        self.store.get_participant(participant_id)
+    def delete(self, participant_id: str, actor: Actor = SYSTEM) -> None:
+        """Every item of the participant and its schedules. Schedules first: a failure leaves all in place.
+        The audit trail keeps a tombstone, and the personal values of the participant's entries are erased."""
+        participant = self.store.get_participant(participant_id)
         if self.scheduler is not None:
             reconcile(self.scheduler, participant_id, {}, schedule_names(participant_id))
         self.store.delete_participant(participant_id)
+        if self.audit is not None:
+            erased = self.audit.erase_personal_data(participant_id)
+            entry = self._entry(
+                actor,
+                "delete",
+                self.clock.now(),
+                participant_id,
+                enrolled_at=participant.enrolled_at.isoformat(),
+                arm=participant.study_arm,
+                erased_entries=erased,
+            )
+            self.audit.append(entry)
 
     def _reconcile(self, participant_id: str) -> None:
         """The participant's schedules as its stored record and flow state call for them (all read first)."""
         if self.scheduler is not None:
             reconcile_stored(self.store, self.scheduler, participant_id, self.clock.now())
 
-    def reset(self, participant_id: str) -> ConversationView:
+    def reset(self, participant_id: str, actor: Actor = SYSTEM) -> ConversationView:
         """Conversation back to intake with an empty profile; the transcript stays."""
         self.store.get_participant(participant_id)
         for attempt in range(UPDATE_ATTEMPTS):
@@ -205,7 +224,8 @@ class EnrollmentService:
                 data={"from": flow.sub_state},
             )
             try:
-                saved = self.store.save_flow_state(flow.reset(now), [event])
+                entry = self._entry(actor, "reset", now, participant_id, from_sub_state=flow.sub_state.value)
+                saved = self.store.save_flow_state(flow.reset(now), [event], audit=[entry])
             except Conflict:
                 if attempt == UPDATE_ATTEMPTS - 1:
                     raise
@@ -228,7 +248,28 @@ class EnrollmentService:
         self.store.get_participant(participant_id)
         return self.store.list_events(participant_id, limit=limit, next_token=next_token)
 
-    def _apply(self, participant_id: str, changes: dict[str, Any]) -> Participant:
+    def audit_entries(self, *, participant_id: str | None, limit: int, next_token: str | None) -> Page[AuditEntry]:
+        if self.audit is None:
+            return Page([])
+        return self.audit.entries(participant_id=participant_id, limit=limit, next_token=next_token)
+
+    def record(self, actor: Actor, action: Action, participant_id: str | None = None, **details: Any) -> None:
+        """An action that changes no participant record (an export, a message): on the trail first."""
+        if self.audit is not None:
+            self.audit.append(self._entry(actor, action, self.clock.now(), participant_id, **details))
+
+    def _entry(
+        self,
+        actor: Actor,
+        action: Action,
+        now: datetime,
+        participant_id: str | None,
+        changes: dict[str, FieldChange] | None = None,
+        **details: Any,
+    ) -> AuditEntry:
+        return AuditEntry.of(actor, action, now, self.new_audit_id(), participant_id, changes, **details)
+
+    def _apply(self, participant_id: str, changes: dict[str, Any], actor: Actor = SYSTEM) -> Participant:
         current = self.store.get_participant(participant_id)
         changed = {name: value for name, value in changes.items() if getattr(current, name) != value}
         if not changed:
@@ -258,11 +299,15 @@ class EnrollmentService:
             followed = _follow_participant(stored, current, updated, now)
             same = followed.model_copy(update={"updated_at": stored.updated_at}) == stored
             flow = None if same else followed
+        before = current.model_dump(mode="json", include=set(changed))
+        after = updated.model_dump(mode="json", include=set(changed))
+        entry = self._entry(actor, "update", now, participant_id, field_changes(before, after))
         return self.store.update_participant(
             updated,
             previous_phone=current.phone_number if "phone_number" in changed else None,
             flow=flow,
             events=events,
+            audit=[entry],
         )
 
     def _queue(self, work: ConversationWork) -> None:
