@@ -23,8 +23,9 @@ from coach.domain.audit import Actor, AuditEntry
 from coach.domain.decisions import DecisionPoint
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
-from coach.http import error_responses, guard_json_request, register_error_handlers
+from coach.http import csv_body_as_json, error_responses, guard_json_request, register_error_handlers
 from coach.observability import logger, metrics, tracer
+from coach.services.bulk_enrollment import MAX_ROWS, BulkEnroll, BulkEnrollment, BulkResult
 from coach.services.enrollment import ConversationView, EnrollParticipant, ParticipantDetail, UpdateParticipant
 from coach.settings import enrollment_settings
 
@@ -97,6 +98,31 @@ def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[P
     participant = enrollment_service().enroll(body, _actor())
     logger.info("participant enrolled", extra={"participant_id": participant.id})
     return _json(201, participant)
+
+
+@app.post(
+    "/conversation/participants/bulk",
+    summary="Enroll many participants: a CSV (text/csv, or JSON {csv}) or a JSON list",
+    description=(
+        "Each row is validated and enrolled on its own (audited and greeted as one enrollment): the answer "
+        "reports every row, created, exists (that number is enrolled: its id) or error (what to fix). A bad "
+        f"row does not stop the good ones; sending the same rows again enrolls nobody twice. At most {MAX_ROWS} rows."
+    ),
+    responses={
+        200: OpenAPIResponse(
+            description="Every row's result",
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=BulkResult)},
+        ),
+        **error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY),
+    },
+)
+def bulk_enroll(body: Annotated[BulkEnroll, Body()]) -> BulkResult:
+    result = BulkEnrollment(enrollment_service()).enroll(body, _actor())
+    logger.info(
+        "bulk enrollment",
+        extra={"rows_created": result.created, "rows_existing": result.exists, "rows_failed": result.errors},
+    )
+    return result
 
 
 @app.get(
@@ -254,5 +280,6 @@ def get_openapi_document() -> dict[str, Any]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    event = csv_body_as_json(event)
     rejected = guard_json_request(event, enrollment_settings().max_body_bytes)
     return rejected or app.resolve(event, context)

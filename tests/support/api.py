@@ -54,7 +54,7 @@ def api_event(
 
 def _resource_of(path: str) -> tuple[str, dict[str, str]]:
     parts = path.strip("/").split("/")
-    if len(parts) >= 3 and parts[:2] == ["conversation", "participants"]:
+    if len(parts) >= 3 and parts[:2] == ["conversation", "participants"] and parts[2] != "bulk":
         params = {"id": parts[2]}
         return "/" + "/".join([*parts[:2], "{id}", *parts[3:]]), params
     return path, {}

@@ -37,6 +37,7 @@ def test_document_describes_every_route_and_the_error_shape() -> None:
         ("/conversation/participants/{id}/events", "get"),
         ("/conversation/participants/{id}/decisions", "get"),
         ("/conversation/audit", "get"),
+        ("/conversation/participants/bulk", "post"),
     }
     create = document["paths"]["/conversation/participants"]["post"]
     assert create["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -32,6 +32,7 @@ RESEARCHER_ROUTES = {
     ("/conversation/participants/{id}/events", "GET"),
     ("/conversation/participants/{id}/decisions", "GET"),
     ("/conversation/audit", "GET"),
+    ("/conversation/participants/bulk", "POST"),
     ("/conversation/openapi.json", "GET"),
 }
 TWILIO_ROUTES = {("/twilio/sms", "POST"), ("/twilio/status", "POST")}

@@ -217,3 +217,17 @@ def guard_json_request(event: dict[str, Any], max_body_bytes: int) -> dict[str, 
 
 def log_request_failure(exc: Exception) -> None:
     logger.exception("request failed", extra={"error_type": type(exc).__name__})
+
+
+def csv_body_as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """A text/csv request as the JSON `{"csv": <text>}` the route reads (bulk enrollment takes either); any
+    other request as it is. A body that is not UTF-8 is left for guard_json_request to refuse."""
+    headers = event.get("headers") or {}
+    kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
+    if not kind.lower().startswith("text/csv") or not event.get("body"):
+        return event
+    try:
+        text = _body_text(event)
+    except (ValueError, UnicodeError, binascii.Error):
+        return event
+    return {**event, "body": json.dumps({"csv": text}), "isBase64Encoded": False}

@@ -33,6 +33,7 @@ PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 TimezoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+ArmName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
 UPDATE_ATTEMPTS = 5  # optimistic-locking retries before giving up with 409
 
@@ -53,6 +54,7 @@ class EnrollParticipant(BaseModel):
     ethnicity: ShortText | None = None
     background: LongText | None = Field(None, description="Free text the coach may use to personalise")
     timezone: TimezoneText | None = Field(None, description="IANA timezone; the deployment's default when absent")
+    study_arm: ArmName | None = Field(None, description="The study arm; allocated by the study's design when absent")
 
 
 class UpdateParticipant(BaseModel):
@@ -121,6 +123,7 @@ class EnrollmentService:
             ethnicity=command.ethnicity or None,
             background=command.background or None,
             timezone=valid_timezone(command.timezone) if command.timezone else self.default_timezone,
+            study_arm=command.study_arm,
             enrolled_at=now,
             created_at=now,
             updated_at=now,
