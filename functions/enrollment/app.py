@@ -18,7 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from coach.bootstrap import enrollment_service, researcher
+from coach.bootstrap import enrollment_service, researcher, researcher_messages
 from coach.domain.audit import Actor, AuditEntry
 from coach.domain.decisions import DecisionPoint
 from coach.domain.message import Message, ResearchEvent
@@ -27,6 +27,7 @@ from coach.http import csv_body_as_json, error_responses, guard_json_request, re
 from coach.observability import logger, metrics, tracer
 from coach.services.bulk_enrollment import MAX_ROWS, BulkEnroll, BulkEnrollment, BulkResult
 from coach.services.enrollment import ConversationView, EnrollParticipant, ParticipantDetail, UpdateParticipant
+from coach.services.messages import Broadcast, MessageQueued, SendMessage
 from coach.settings import enrollment_settings
 
 API_TITLE = "SMS Habit Coach - researchers' API"
@@ -207,6 +208,48 @@ def reset_participant(id: ParticipantId) -> ConversationView:
 def list_messages(id: ParticipantId, limit: Limit = 50, next_token: NextToken = None) -> MessagePage:
     page = enrollment_service().transcript(id, limit=limit, next_token=next_token)
     return MessagePage(items=list(page.items), next_token=page.next_token)
+
+
+@app.post(
+    "/conversation/participants/<id>/messages",
+    summary="Send the participant a one-off message",
+    description=(
+        "Queued, then sent through the same outbox as the coach's texts: not to an opted-out, withdrawn or "
+        "completed participant, nor in their quiet hours unless override_quiet_hours; a text over the study's "
+        "segment budget is 422. The transcript and the audit trail show it; a withheld one is a "
+        "message_withheld event with its reasons."
+    ),
+    responses={
+        202: OpenAPIResponse(
+            description="Queued",
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=MessageQueued)},
+        ),
+        **error_responses(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.NOT_FOUND,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+        ),
+    },
+)
+def send_message(id: ParticipantId, body: Annotated[SendMessage, Body()]) -> Response[MessageQueued]:
+    return _json(202, researcher_messages().send(id, body, _actor()))
+
+
+@app.post(
+    "/conversation/messages",
+    summary="Send a one-off message to an arm's participants, or to every participant of a status",
+    description="As a one-off message to each participant (status active unless given).",
+    responses={
+        202: OpenAPIResponse(
+            description="Queued for each participant it names",
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=MessageQueued)},
+        ),
+        **error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY),
+    },
+)
+def broadcast(body: Annotated[Broadcast, Body()]) -> Response[MessageQueued]:
+    return _json(202, researcher_messages().broadcast(body, _actor()))
 
 
 @app.get(

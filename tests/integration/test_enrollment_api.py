@@ -294,7 +294,8 @@ def test_delete_removes_everything_and_the_number_can_enroll_again(aws: Resource
     assert not deleted.get("body")
     assert call(api_event("GET", f"/conversation/participants/{participant['id']}"))["statusCode"] == 404
     left = aws.dynamodb.scan(TableName=aws.table_name)["Items"]
-    assert {item["PK"]["S"] for item in left} == {"AUDIT"}  # only the audit trail, which no delete removes
+    # only the audit trail, which no delete removes, and the study's enrollment count
+    assert {item["PK"]["S"] for item in left} == {"AUDIT", "STUDY#allocation"}
     text = json.dumps(left)
     assert "+12065550100" not in text  # ... and which keeps no personal data of the deleted participant
     assert enroll()["id"] != participant["id"]
@@ -534,7 +535,7 @@ def test_a_participant_shows_sub_state_profile_consent_arm_and_the_next_nudge(aw
         "FEEDBACK",
         True,
         "07:30",
-        None,
+        "default",  # the one arm of a study without a design
     )
     assert set(detail["habit_profile"]) >= {"habit_domain", "motivation", "prompt_anchor", "preferred_time"}
     from datetime import datetime

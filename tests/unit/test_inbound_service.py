@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coach.adapters.memory import InMemoryParticipantStore, InMemoryWorkQueue, ManualClock
+from coach.adapters.memory import (
+    InMemoryAuditLog,
+    InMemoryEnrollmentSequence,
+    InMemoryParticipantStore,
+    InMemoryWorkQueue,
+    ManualClock,
+)
 from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_webhook_service
 from coach.domain.errors import InvalidField
@@ -75,7 +81,13 @@ def webhook(participants: InMemoryParticipantStore | None = None, **settings: An
         **settings,
     )
     service = build_webhook_service(
-        configured, participants=participants, conversations=conversations, queue=queue, clock=clock
+        configured,
+        participants=participants,
+        conversations=conversations,
+        queue=queue,
+        clock=clock,
+        audit=InMemoryAuditLog(participants),
+        sequence=InMemoryEnrollmentSequence(),
     )
     return Webhook(service, participants, conversations, queue, clock)
 

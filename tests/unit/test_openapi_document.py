@@ -38,6 +38,8 @@ def test_document_describes_every_route_and_the_error_shape() -> None:
         ("/conversation/participants/{id}/decisions", "get"),
         ("/conversation/audit", "get"),
         ("/conversation/participants/bulk", "post"),
+        ("/conversation/participants/{id}/messages", "post"),
+        ("/conversation/messages", "post"),
     }
     create = document["paths"]["/conversation/participants"]["post"]
     assert create["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -33,6 +33,8 @@ RESEARCHER_ROUTES = {
     ("/conversation/participants/{id}/decisions", "GET"),
     ("/conversation/audit", "GET"),
     ("/conversation/participants/bulk", "POST"),
+    ("/conversation/participants/{id}/messages", "POST"),
+    ("/conversation/messages", "POST"),
     ("/conversation/openapi.json", "GET"),
 }
 TWILIO_ROUTES = {("/twilio/sms", "POST"), ("/twilio/status", "POST")}

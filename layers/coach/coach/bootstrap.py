@@ -18,6 +18,7 @@ from coach.ports import (
     AuditLog,
     Clock,
     ConversationStore,
+    EnrollmentSequence,
     LanguageModel,
     LlmBudget,
     ParticipantStore,
@@ -45,6 +46,7 @@ from coach.settings import (
 if TYPE_CHECKING:
     from coach.adapters.sqs_queue import SqsRedelivery
     from coach.services.conversation import ConversationService
+    from coach.services.messages import ResearcherMessages
     from coach.services.nudges import NudgeService
     from coach.services.redelivery import RedeliveryPolicy
     from coach.services.turns import SavedTurns, TurnRunner
@@ -71,12 +73,17 @@ def build_enrollment_service(
     clock: Clock | None = None,
     scheduler: Scheduler | None = None,
     audit: AuditLog | None = None,
+    sequence: EnrollmentSequence | None = None,
 ) -> EnrollmentService:
     from coach.adapters.dynamodb_audit import DynamoDBAuditLog
+    from coach.adapters.dynamodb_budget import DynamoDBEnrollmentSequence
 
     return EnrollmentService(
         store=store or DynamoDBParticipantStore(settings.table_name),
         audit=audit or DynamoDBAuditLog(settings.table_name),
+        arms=settings.arms,
+        seed=settings.study_seed,
+        sequence=sequence or DynamoDBEnrollmentSequence(settings.table_name),
         queue=queue or SqsWorkQueue(settings.queue_url),
         clock=clock or default_clock(settings.virtual_clock),
         default_phone_region=settings.default_phone_region,
@@ -95,6 +102,14 @@ def _scheduler(settings: SchedulerSettings, target_arn: str = "") -> Scheduler:
         settings.prompt_generator_arn or target_arn,
         settings.scheduler_dlq_arn,
     )
+
+
+@cache
+def researcher_messages() -> ResearcherMessages:
+    """The researchers' one-off messages, on the enrollment function's service."""
+    from coach.services.messages import ResearcherMessages
+
+    return ResearcherMessages(enrollment_service(), segment_budget=coach_settings().sms_segment_budget)
 
 
 @cache
@@ -127,6 +142,7 @@ def build_conversation_service(
     language_model: Callable[[], LanguageModel | None] | None = None,
     budget: LlmBudget | None = None,
 ) -> ConversationService:
+    from coach.domain.reachability import QuietHours
     from coach.services.conversation import ConversationService
 
     turns, coach = _saved_turns(
@@ -144,6 +160,7 @@ def build_conversation_service(
         conversation=turns.conversation,
         coach=coach,
         max_texts_per_turn=settings.max_texts_per_turn,
+        quiet_hours=QuietHours.parse(settings.quiet_hours_start, settings.quiet_hours_end),
         on_event=_report_conversation_event,
     )
 
@@ -193,6 +210,7 @@ def _saved_turns(
         study_daily_tokens=settings.study_daily_llm_tokens,
         budget=budget or DynamoDBLlmBudget(settings.table_name),
         intensity_check=settings.intensity_check,
+        arms=settings.arms,
         on_event=_report_conversation_event,
         on_metric=_report_metric,
     )
@@ -239,6 +257,7 @@ def build_nudge_service(
         seed=settings.study_seed,
         validity=timedelta(minutes=settings.nudge_validity_minutes),
         outcome_window=timedelta(minutes=settings.outcome_window_minutes),
+        arms=settings.arms,
         on_event=_report_conversation_event,
     )
 
@@ -292,6 +311,7 @@ def forget_built_services() -> None:
     """Drop what was built, so the next call reads the environment again (tests, the local stack)."""
     enrollment_service.cache_clear()
     researcher_names.cache_clear()
+    researcher_messages.cache_clear()
     enrollment_settings.cache_clear()
     webhook_service.cache_clear()
     webhook_verifier.cache_clear()
@@ -315,6 +335,8 @@ def build_webhook_service(
     conversations: ConversationStore | None = None,
     queue: WorkQueue | None = None,
     clock: Clock | None = None,
+    audit: AuditLog | None = None,
+    sequence: EnrollmentSequence | None = None,
 ) -> InboundService:
     from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 
@@ -323,10 +345,17 @@ def build_webhook_service(
     queue = queue or SqsWorkQueue(settings.queue_url)
     enrollment = None
     if settings.auto_enroll:
+        from coach.adapters.dynamodb_audit import DynamoDBAuditLog
+        from coach.adapters.dynamodb_budget import DynamoDBEnrollmentSequence
+
         enrollment = EnrollmentService(
             store=participants,
             queue=queue,
             clock=clock,
+            audit=audit or DynamoDBAuditLog(settings.table_name),
+            arms=settings.arms,
+            seed=settings.study_seed,
+            sequence=sequence or DynamoDBEnrollmentSequence(settings.table_name),
             default_phone_region=settings.default_phone_region,
             default_timezone=settings.default_timezone,
             on_queue_failure=_report_queue_failure,

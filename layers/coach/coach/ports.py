@@ -282,6 +282,13 @@ class LanguageModel(Protocol):
         Raises coach.domain.chat.LanguageModelUnavailable (with .kind and .calls) and nothing else."""
 
 
+class EnrollmentSequence(Protocol):
+    """The study's enrollment count, which arm allocation by permuted blocks follows."""
+
+    def next(self) -> int:
+        """This enrollment's number: 0 for the first, atomically across concurrent enrollments."""
+
+
 class LlmBudget(Protocol):
     """The study-wide daily token budget, shared by every participant's turns."""
 

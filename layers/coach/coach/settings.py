@@ -10,6 +10,7 @@ from functools import cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coach.domain.arms import StudyArms, parse_study_arms
 from coach.domain.participant import valid_timezone
 
 
@@ -34,7 +35,26 @@ class SchedulerSettings(BaseSettings):
     scheduler_dlq_arn: str = Field("", description="Where Scheduler puts a firing it could not hand over")
 
 
-class EnrollmentSettings(SchedulerSettings, _Base):
+class StudySettings(BaseSettings):
+    """Mixin of the functions that enroll or coach: the study's arms and the seed of its randomisation."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    study_arms: str | None = Field(None, description="The arms as JSON (coach.domain.arms); unset: one arm")
+    study_seed: str = Field("sms-habit-coach", description="Seeds allocation and randomisation, so both reproduce")
+
+    @field_validator("study_arms")
+    @classmethod
+    def _valid_arms(cls, value: str | None) -> str | None:
+        parse_study_arms(value)  # a bad configuration stops the function at start, saying what to fix
+        return value
+
+    @property
+    def arms(self) -> StudyArms:
+        return parse_study_arms(self.study_arms)
+
+
+class EnrollmentSettings(StudySettings, SchedulerSettings, _Base):
     queue_url: str = Field(min_length=1, description="The FIFO queue in front of the conversation function")
     default_phone_region: str = Field("US", min_length=2, max_length=2)
     default_timezone: str = "America/New_York"
@@ -85,7 +105,7 @@ class TwilioSettings(BaseSettings):
     send_backoff_seconds: float = Field(0.5, ge=0, description="First wait between tries; it doubles each time")
 
 
-class ConversationSettings(SchedulerSettings, _Base):
+class ConversationSettings(StudySettings, SchedulerSettings, _Base):
     """The conversation function: where schedules go, and how much LLM a participant may use."""
 
     openai_secret_name: str | None = Field(None, description='Secrets Manager secret {"api_key": ...}')
@@ -97,6 +117,8 @@ class ConversationSettings(SchedulerSettings, _Base):
         2_000_000, ge=0, description="LLM tokens of the whole study per UTC day; then offline; 0 = no budget"
     )
     max_texts_per_turn: int = Field(10, ge=1, le=20, description="Quick texts answered together in one turn")
+    quiet_hours_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_hours_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     turn_margin_seconds: float = Field(
         20, ge=0, description="Of the invocation's time, what the LLM leaves for saving and sending"
     )
@@ -114,12 +136,9 @@ class PromptGeneratorSettings(ConversationSettings):
     """The prompt generator: when nudges may go out, the reminder, and the study's randomisation."""
 
     reminder_delay_minutes: int = Field(300, ge=0, description="Follow-up after an unanswered nudge; 0 = none")
-    quiet_hours_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    quiet_hours_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     nudge_probability: float = Field(
         1.0, ge=0, le=1, description="Micro-randomisation: chance of a nudge at each available decision point"
     )
-    study_seed: str = Field("sms-habit-coach", description="Seeds the randomisation, so decisions reproduce")
     outcome_window_minutes: int = Field(
         300, ge=1, le=24 * 60, description="A reply this long after a decision point is its proximal outcome"
     )
@@ -148,7 +167,7 @@ def conversation_settings() -> ConversationSettings:
     return ConversationSettings()  # fields come from the environment
 
 
-class WebhookSettings(_Base):
+class WebhookSettings(StudySettings, _Base):
     """The Twilio webhook function: where inbound texts go, and what it answers by itself."""
 
     queue_url: str = Field(min_length=1, description="The FIFO queue in front of the conversation function")

@@ -26,19 +26,20 @@ PURPOSES = (
     Purpose.REMINDER,
     Purpose.INTENSITY_CHECK,
     Purpose.TRANSITION,
+    Purpose.ONE_OFF,
 )
 
-# departure -> the reason it adds for: reply, greeting, nudge, reminder, intensity check, transition
+# departure -> the reason it adds for: reply, greeting, nudge, reminder, intensity check, transition, one-off
 TABLE = {
-    "paused": ("-", "-", "paused", "paused", "paused", "paused"),
-    "completed": ("completed",) * 6,
-    "withdrawn": ("withdrawn",) * 6,
-    "opted_out": ("opted_out",) * 6,
-    "consent_unknown": ("-", "-", "no_consent", "no_consent", "no_consent", "no_consent"),
-    "consent_declined": ("consent_declined",) * 6,
-    "in_intake": ("-", "-", "intake_incomplete", "intake_incomplete", "intake_incomplete", "-"),
-    "quiet_hours": ("-", "-", "quiet_hours", "quiet_hours", "-", "quiet_hours"),
-    "quiet_but_chosen": ("-", "-", "-", "quiet_hours", "-", "quiet_hours"),
+    "paused": ("-", "-", "paused", "paused", "paused", "paused", "-"),
+    "completed": ("completed",) * 7,
+    "withdrawn": ("withdrawn",) * 7,
+    "opted_out": ("opted_out",) * 7,
+    "consent_unknown": ("-", "-", "no_consent", "no_consent", "no_consent", "no_consent", "-"),
+    "consent_declined": ("consent_declined",) * 7,
+    "in_intake": ("-", "-", "intake_incomplete", "intake_incomplete", "intake_incomplete", "-", "-"),
+    "quiet_hours": ("-", "-", "quiet_hours", "quiet_hours", "-", "quiet_hours", "quiet_hours"),
+    "quiet_but_chosen": ("-", "-", "-", "quiet_hours", "-", "quiet_hours", "quiet_hours"),
 }
 # The order the rule lists reasons in (status, opt-out, consent, phase, time).
 ORDER = (

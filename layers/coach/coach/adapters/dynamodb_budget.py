@@ -1,5 +1,6 @@
-"""The LlmBudget port on the one table: one counter item per UTC day, `PK = STUDY#llm`, `SK = DAY#<date>`,
-added to atomically by every turn that used the LLM, and expiring a year later (TTL)."""
+"""The study's counters on the one table: the LLM budget (one item per UTC day, `PK = STUDY#llm`,
+`SK = DAY#<date>`, added to atomically by every turn that used the LLM, expiring a year later) and the
+enrollment sequence that arm allocation follows (`PK = STUDY#allocation`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ class DynamoDBLlmBudget(DynamoDBTable):
 
 def _epoch(day: date) -> int:
     return int(datetime.combine(day, time(), tzinfo=UTC).timestamp())
+
+
+class DynamoDBEnrollmentSequence(DynamoDBTable):
+    """Implements coach.ports.EnrollmentSequence: 0, 1, 2, ... across every function that enrolls."""
+
+    def next(self) -> int:
+        answer = self.client.update_item(
+            TableName=self.table_name,
+            Key=key("STUDY#allocation", "SEQUENCE"),
+            UpdateExpression="ADD enrolled :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["enrolled"]["N"]) - 1

@@ -311,3 +311,16 @@ class InMemoryAuditLog:
 
 def _audit_order(entry: AuditEntry) -> str:
     return f"{entry.at.astimezone(UTC).isoformat()}#{entry.id}"
+
+
+class InMemoryEnrollmentSequence:
+    """Implements coach.ports.EnrollmentSequence."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next - 1

@@ -257,6 +257,8 @@ def _on_event(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
         return _reminder(ctx, turn)
     if event is TurnEvent.DAILY_NUDGE:
         return _daily_nudge(ctx, turn, llm)
+    if event is TurnEvent.ONE_OFF:
+        return _one_off(ctx, turn)
     if reasons := _unreachable(ctx, turn, Purpose.GREETING):
         return _withheld(ctx, turn, Purpose.GREETING, reasons)
     return _for(Purpose.GREETING, greeting(ctx))
@@ -334,6 +336,16 @@ def _transition(ctx: TurnContext, turn: TurnInput) -> Replies:
     if reasons := _unreachable(ctx, turn, Purpose.TRANSITION):
         return _withheld(ctx, turn, Purpose.TRANSITION, reasons)
     return _for(Purpose.TRANSITION, next_intake_step(ctx))
+
+
+def _one_off(ctx: TurnContext, turn: TurnInput) -> Replies:
+    """A researcher's message, as written (shaped for SMS like every text), if the participant may get it."""
+    quiet = None if turn.override_quiet_hours else turn.quiet_hours
+    local = ctx.now.astimezone(ZoneInfo(ctx.participant.timezone)).time()
+    if reasons := unreachable_reasons(ctx.participant, ctx.flow, Purpose.ONE_OFF, local=local, quiet=quiet):
+        return _withheld(ctx, turn, Purpose.ONE_OFF, reasons)
+    ctx.record("one_off_sent", override_quiet_hours=turn.override_quiet_hours)
+    return _for(Purpose.ONE_OFF, [turn.message or ""], "researcher")
 
 
 def _reset(ctx: TurnContext, turn: TurnInput) -> Replies:

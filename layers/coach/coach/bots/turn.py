@@ -31,6 +31,7 @@ class TurnEvent(StrEnum):
     DAILY_NUDGE = "daily_nudge"  # the daily schedule fired
     REMINDER = "reminder"  # the follow-up of a nudge nobody answered
     TRANSITION = "transition"  # a delayed `transition_state` fell due
+    ONE_OFF = "one_off"  # a researcher's message to the participant
 
 
 class Firing(BaseModel):
@@ -60,6 +61,8 @@ class TurnInput(BaseModel):
     answering: str | None = None  # the id of the newest text answered: the flow records it as processed
     event: TurnEvent | None = None
     to_sub_state: SubState | None = None  # for TRANSITION: where the scheduled transition goes
+    message: str | None = None  # for ONE_OFF: the researcher's text
+    override_quiet_hours: bool = False  # for ONE_OFF: the researcher chose to send in quiet hours
     firing: Firing | None = None  # DAILY_NUDGE, REMINDER, TRANSITION fired by a schedule
     quiet_hours: QuietHours | None = None  # when texts we start ourselves must wait (the reachability rule)
     intensity_check: bool = False  # the study asks "a bit more, the same, or less?" once a day after a success
@@ -73,6 +76,8 @@ class TurnInput(BaseModel):
             raise ValueError("a turn has inbound texts or an event, not both and not neither")
         if self.event is TurnEvent.TRANSITION and self.to_sub_state is None:
             raise ValueError("a transition turn needs to_sub_state")
+        if self.event is TurnEvent.ONE_OFF and not self.message:
+            raise ValueError("a one-off turn needs the message")
         return self
 
 
@@ -94,7 +99,7 @@ class TurnResult(BaseModel):
     flow: FlowState
     texts: list[Outgoing] = Field(default_factory=list)  # already shaped for SMS, in sending order
     events: list[ResearchEvent] = Field(default_factory=list)
-    coach: Literal["llm", "offline", "none"] = "none"  # who answered; "none" when nothing was sent
+    coach: Literal["llm", "offline", "researcher", "none"] = "none"  # who wrote it; "none" when nothing was sent
 
     @property
     def replies(self) -> list[str]:

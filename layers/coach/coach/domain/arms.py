@@ -249,3 +249,11 @@ def _where(loc: tuple[int | str, ...], data: dict[str, object]) -> str:
         if isinstance(name, str):
             label += f" {json.dumps(name)}"
     return " ".join([label, *map(str, loc[2:])])
+
+
+def arm_of(arms: StudyArms, name: str | None) -> Arm | None:
+    """The participant's arm of the design, or None (no arm, or one the design no longer has: the
+    deployment's settings then apply as they are)."""
+    if name is None:
+        return arms.arms[0] if len(arms.arms) == 1 else None
+    return next((arm for arm in arms.arms if arm.name == name), None)

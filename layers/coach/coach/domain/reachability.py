@@ -12,6 +12,7 @@ decided). An answer of no is the list of every reason, recorded by whoever asked
 | reminder        | the nudge          | no     | given         | yes                      | yes              |
 | intensity_check | a reply's success  | no     | given         | yes                      | no (in a reply)  |
 | transition      | a delayed move     | no     | given         | no                       | yes              |
+| one_off         | a researcher       | yes    | not declined  | no                       | yes, unless told |
 
 Nobody gets anything once deleted, opted out, withdrawn, completed or after declining consent.
 """
@@ -35,12 +36,13 @@ class Purpose(StrEnum):
     REMINDER = "reminder"
     INTENSITY_CHECK = "intensity_check"
     TRANSITION = "transition"
+    ONE_OFF = "one_off"
 
 
-_WHILE_PAUSED = frozenset({Purpose.REPLY, Purpose.GREETING})
+_WHILE_PAUSED = frozenset({Purpose.REPLY, Purpose.GREETING, Purpose.ONE_OFF})
 _NEED_CONSENT = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.INTENSITY_CHECK, Purpose.TRANSITION})
 _NEED_FEEDBACK_PHASE = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.INTENSITY_CHECK})
-_QUIET = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.TRANSITION})
+_QUIET = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.TRANSITION, Purpose.ONE_OFF})
 _NEVER = (ParticipantStatus.WITHDRAWN, ParticipantStatus.COMPLETED)
 
 

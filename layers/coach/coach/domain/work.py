@@ -12,6 +12,7 @@ class WorkKind(StrEnum):
     ENROLLED = "enrolled"  # send the greeting and the first intake question
     RESET = "reset"  # the researcher put the conversation back to intake
     INBOUND = "inbound"  # a text from the participant, already stored under `message_id`
+    ONE_OFF = "one_off"  # a researcher's message to the participant (`text`), keyed by `message_id`
 
 
 class ConversationWork(BaseModel):
@@ -23,6 +24,8 @@ class ConversationWork(BaseModel):
     participant_id: str
     occurred_at: datetime
     message_id: str | None = None
+    text: str | None = None  # ONE_OFF: what the researcher wrote
+    override_quiet_hours: bool = False  # ONE_OFF: send even in the participant's quiet hours
 
     def deduplication_id(self) -> str:
         """Same work, same id: SQS FIFO drops a repeat within 5 minutes; our own checks do the rest."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from coach.bots.turn import TurnEvent, TurnInput
 from coach.domain.errors import AlreadyDone
 from coach.domain.message import Message
+from coach.domain.reachability import QuietHours
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import ConversationStore
 from coach.services.turns import EventSink, Loaded, PlannedTurn, SavedTurns, TurnRunner, planned_turn
@@ -24,6 +25,7 @@ class ConversationService:
     conversation: ConversationStore
     coach: TurnRunner
     max_texts_per_turn: int = 10
+    quiet_hours: QuietHours | None = None  # for a researcher's one-off message
     on_event: EventSink = lambda kind, data: None
 
     def handle(self, work: ConversationWork, time_left: Callable[[], float] | None = None) -> None:
@@ -54,8 +56,18 @@ class ConversationService:
             work_key = work.deduplication_id()
             if self.conversation.work_done(pid, work_key):
                 raise AlreadyDone(f"work {work_key} was done already")
-            event = TurnEvent.ENROLLED if work.kind is WorkKind.ENROLLED else TurnEvent.RESET
-            turn = TurnInput(flow=loaded.flow, participant=loaded.participant, now=loaded.now, event=event)
+            event = {WorkKind.ENROLLED: TurnEvent.ENROLLED, WorkKind.RESET: TurnEvent.RESET}.get(
+                work.kind, TurnEvent.ONE_OFF
+            )
+            turn = TurnInput(
+                flow=loaded.flow,
+                participant=loaded.participant,
+                now=loaded.now,
+                event=event,
+                message=work.text,
+                override_quiet_hours=work.override_quiet_hours,
+                quiet_hours=self.quiet_hours,
+            )
             result = self.coach.run(turn, time_left)
             plan = planned_turn(result, loaded, work_key, work_key=work_key)
         return plan

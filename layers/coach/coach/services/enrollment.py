@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from coach.domain.arms import StudyArms, allocation, default_study_arms
 from coach.domain.audit import SYSTEM, Action, Actor, AuditEntry, FieldChange, field_changes
 from coach.domain.decisions import DecisionPoint
-from coach.domain.errors import Conflict, InvalidField
+from coach.domain.errors import Conflict, InvalidField, PhoneNumberTaken
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.nudges import next_slot
@@ -26,7 +27,7 @@ from coach.domain.profile import UserProfile
 from coach.domain.schedules import SCHEDULED_STATUSES, schedule_names
 from coach.domain.times import same_local_time
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import AuditLog, Clock, Page, ParticipantStore, Scheduler, WorkQueue
+from coach.ports import AuditLog, Clock, EnrollmentSequence, Page, ParticipantStore, Scheduler, WorkQueue
 from coach.services.schedules import reconcile, reconcile_stored
 
 PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
@@ -110,33 +111,57 @@ class EnrollmentService:
     on_queue_failure: Callable[[str, Exception], None] | None = None
     scheduler: Scheduler | None = None  # changes of the record reconcile the participant's schedules
     audit: AuditLog | None = None  # the researchers' trail (read, tombstones); entries are written with changes
+    arms: StudyArms = field(default_factory=default_study_arms)
+    seed: str = ""  # the study's seed: allocation by permuted blocks reproduces from it
+    sequence: EnrollmentSequence | None = None  # None: everyone in the first arm of the design (tests)
     new_audit_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
     def enroll(self, command: EnrollParticipant, actor: Actor = SYSTEM) -> Participant:
         """Create participant, phone index and intake flow state at once, then queue the greeting."""
         now = self.clock.now()
+        phone = canonical_phone_number(command.phone_number, self.default_phone_region)
+        if self.store.participant_id_for_phone(phone) is not None:
+            raise PhoneNumberTaken(phone)  # before the allocation: a repeat must not use up a place in a block
+        arm, allocated = self._arm_for(command.study_arm)
         participant = Participant(
             id=self.new_id(),
-            phone_number=canonical_phone_number(command.phone_number, self.default_phone_region),
+            phone_number=phone,
             name=command.name or None,
             gender=command.gender or None,
             ethnicity=command.ethnicity or None,
             background=command.background or None,
             timezone=valid_timezone(command.timezone) if command.timezone else self.default_timezone,
-            study_arm=command.study_arm,
+            study_arm=arm,
             enrolled_at=now,
             created_at=now,
             updated_at=now,
         )
         flow = FlowState.start(participant.id, participant.background_text(), now)
         enrolled = ResearchEvent(
-            participant_id=participant.id, kind="enrolled", at=now, data={"timezone": participant.timezone}
+            participant_id=participant.id,
+            kind="enrolled",
+            at=now,
+            data={"timezone": participant.timezone, "arm": arm, "allocation": allocated},
         )
         record = participant.model_dump(mode="json", include=_AUDITED_FIELDS)
         entry = self._entry(actor, "create", now, participant.id, field_changes({}, record))
         self.store.create_participant(participant, flow, [enrolled], audit=[entry])
         self._queue(ConversationWork(kind=WorkKind.ENROLLED, participant_id=participant.id, occurred_at=now))
         return participant
+
+    def _arm_for(self, requested: str | None) -> tuple[str, dict[str, Any]]:
+        """The arm given (it must be one of the study's), or the next of the seeded permuted blocks."""
+        if requested is not None:
+            try:
+                self.arms.arm(requested)
+            except InvalidField as exc:
+                raise InvalidField("study_arm", exc.message) from exc
+            return requested, {"arm": requested, "how": "given"}
+        if self.sequence is None:
+            first = self.arms.names()[0]
+            return first, {"arm": first, "how": "only_arm"}
+        allocated = allocation(self.arms, self.seed, self.sequence.next())
+        return allocated.arm, {**allocated.as_event_data(), "how": "permuted_blocks"}
 
     def get(self, participant_id: str) -> Participant:
         return self.store.get_participant(participant_id)

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
+from coach.domain.audit import Actor
 from coach.domain.errors import Conflict, DeliveryRejected, InvalidField, NotFound, PhoneNumberTaken
 from coach.domain.keywords import KeywordKind, carrier_keyword, normalised_keyword
 from coach.domain.message import MAX_BODY_CHARS, Direction, Message
@@ -220,7 +221,7 @@ class InboundService:
     def _auto_enroll(self, phone: str) -> Participant:
         assert self.enrollment is not None
         try:
-            return self.enrollment.enroll(EnrollParticipant(phone_number=phone))
+            return self.enrollment.enroll(EnrollParticipant(phone_number=phone), AUTO_ENROLL)
         except PhoneNumberTaken:
             # A concurrent delivery of this text (or the API) enrolled the number a moment ago.
             participant = self._participant_for(phone)
@@ -277,6 +278,7 @@ class InboundService:
         return set_opted_out(self.participants, participant_id, opted_out, self.clock, data, known)
 
 
+AUTO_ENROLL = Actor(name="auto-enroll")  # the audit trail's name for enrollments by a first text
 _ITEM_REFERENCE = re.compile(r"^[A-Za-z0-9_#:.+-]{1,200}$")
 
 

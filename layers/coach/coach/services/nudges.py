@@ -19,6 +19,7 @@ from typing import Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
 from coach.bots.turn import Firing, TurnEvent, TurnInput, TurnResult
+from coach.domain.arms import StudyArms, arm_of, default_study_arms
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import AlreadyDone
 from coach.domain.flow import FlowState, SubState
@@ -75,6 +76,7 @@ class NudgeService:
     seed: str = ""
     validity: timedelta = timedelta(minutes=60)
     outcome_window: timedelta = timedelta(hours=5)  # a reply this long after a decision point is its outcome
+    arms: StudyArms = field(default_factory=default_study_arms)  # an arm may change probability and reminders
     on_event: EventSink = lambda kind, data: None
 
     def fire(self, event: ScheduledEvent, time_left: Callable[[], float] | None = None) -> None:
@@ -97,7 +99,13 @@ class NudgeService:
     ) -> PlannedTurn:
         participant, flow, now = loaded.participant, loaded.flow, loaded.now
         slot = event.scheduled_time or self._slot_of(participant, flow, now)
-        decision = decide(participant, flow, slot, self.quiet_hours, probability=self.probability, seed=self.seed)
+        arm = arm_of(self.arms, participant.study_arm)
+        probability = arm.resolved_probability(self.probability) if arm is not None else self.probability
+        reminder_minutes = int(self.reminder_delay.total_seconds() // 60)
+        reminder_after = timedelta(
+            minutes=arm.reminder_delay(reminder_minutes) if arm is not None else reminder_minutes
+        )
+        decision = decide(participant, flow, slot, self.quiet_hours, probability=probability, seed=self.seed)
         key = f"nudge#{participant.id}#{decision.local_date}"
         self._once(participant.id, key, event)
         recorded = ResearchEvent(
@@ -111,7 +119,7 @@ class NudgeService:
             key=key,
             slot=slot,
             valid_until=slot + self.validity,
-            reminder_after=self.reminder_delay if self.reminder_delay > timedelta(0) else None,
+            reminder_after=reminder_after if reminder_after > timedelta(0) else None,
             outcome_window=self.outcome_window,
         )
         result = self._run(loaded, TurnEvent.DAILY_NUDGE, firing, time_left=time_left)

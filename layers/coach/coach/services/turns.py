@@ -16,6 +16,7 @@ from typing import Any
 
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnInput, TurnResult
+from coach.domain.arms import StudyArms, arm_of, default_study_arms
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.effects import ReconcileSchedules
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
@@ -72,20 +73,23 @@ class TurnRunner:
     study_daily_tokens: int | None = None  # None or 0: no study-wide budget
     budget: LlmBudget | None = None
     intensity_check: bool = False
+    arms: StudyArms = field(default_factory=default_study_arms)
     on_event: EventSink = lambda kind, data: None
     on_metric: MetricSink = lambda name, value: None
 
     def run(self, turn: TurnInput, time_left: Callable[[], float] | None = None) -> TurnResult:
         llm = self.language_model()
         day = turn.now.astimezone(UTC).date().isoformat()
-        off = None
+        arm = arm_of(self.arms, turn.participant.study_arm)
+        off = "arm_offline_coach" if llm is not None and arm is not None and not arm.coach_is_llm(True) else None
+        intensity = arm.intensity_check_on(self.intensity_check) if arm is not None else self.intensity_check
         budget, cap = self.budget, self.study_daily_tokens
-        if llm is not None and budget is not None and cap and budget.spent(day) >= cap:
+        if off is None and llm is not None and budget is not None and cap and budget.spent(day) >= cap:
             off = "study_daily_token_budget"
             self.on_event("llm_study_budget_spent", {"participant_id": turn.participant.id, "day": day})
         turn = turn.model_copy(
             update={
-                "intensity_check": self.intensity_check,
+                "intensity_check": intensity,
                 "daily_llm_calls": self.daily_llm_calls,
                 "daily_llm_tokens": self.daily_llm_tokens,
                 "llm_off_reason": off,
