@@ -89,7 +89,13 @@ def shared_environment(environments: Mapping[str, Mapping[str, str]]) -> dict[st
 
 
 def aws_client_environment(endpoint_url: str, region: str) -> dict[str, str]:
-    """Fake credentials and moto's endpoint, so no request can reach (or be signed for) real AWS."""
+    """Fake credentials and moto's endpoint, so no request can reach (or be signed for) real AWS.
+
+    S3 needs nothing more: botocore sends every service, S3 included, to AWS_ENDPOINT_URL, and addresses
+    buckets by path when the endpoint's host is an IP address (http://127.0.0.1:<port>/<bucket>/<key>), so
+    presigned URLs point at moto's server too. There is no variable for S3's addressing style (it lives only
+    in the config file, which is /dev/null here); a client built with Config(s3={"addressing_style":
+    "virtual"}) would ask for <bucket>.127.0.0.1 and fail, so the handlers keep botocore's default."""
     return {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -1,5 +1,8 @@
 """API Gateway's REST (v1) Lambda proxy integration: request -> event -> handler -> response, with
-the answers API Gateway itself gives (unknown route, missing API key, failing handler)."""
+the answers API Gateway itself gives (unknown route, missing or unknown API key, failing handler).
+
+A route that requires a key takes any of the API's keys (one per researcher, created in moto's API Gateway
+at start) and tells the handler which one came, in requestContext.identity.apiKeyId and .apiKey."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from infra.local.functions import LocalFunction
@@ -43,11 +46,21 @@ def internal_server_error() -> HttpResponse:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """A key the API accepts, as API Gateway holds it (here: in moto): its id, its name (the researcher's)
+    and its value, which a request sends as x-api-key."""
+
+    id: str
+    name: str
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ApiGatewayContext:
     """Deployment facts that go into every event's requestContext."""
 
     stage: str
-    api_key: str
+    api_keys: tuple[ApiKey, ...]
     account_id: str
     api_id: str = "local"
 
@@ -69,12 +82,15 @@ class ApiGatewayEmulator:
         match = self.api.match(request.method, request.path)
         if match is None or match.route.function_id not in self.functions:
             return missing_authentication_token()
-        if match.route.api_key_required and not self._key_matches(request.header("x-api-key")):
-            return forbidden()
+        api_key = None
+        if match.route.api_key_required:
+            api_key = self._matching_key(request.header("x-api-key"))
+            if api_key is None:
+                return forbidden()
         if len(request.body) > MAX_PAYLOAD_BYTES:
             return json_response(413, {"message": "Request Entity Too Large"})
         request_id = str(uuid.uuid4())
-        event = proxy_event(request, match, self.context, self.api.binary_media_types, request_id)
+        event = proxy_event(request, match, self.context, self.api.binary_media_types, request_id, api_key=api_key)
         try:
             result = self.functions[match.route.function_id].invoke(event, request_id)
             response = proxy_response(result)
@@ -85,8 +101,13 @@ class ApiGatewayEmulator:
             return internal_server_error()
         return HttpResponse(response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body)
 
-    def _key_matches(self, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(given.encode(), self.context.api_key.encode())
+    def _matching_key(self, given: str | None) -> ApiKey | None:
+        """The key `given` is, compared in constant time with every key (a miss takes as long as a hit)."""
+        if given is None:
+            return None
+        sent = given.encode()
+        matches = [key for key in self.context.api_keys if hmac.compare_digest(sent, key.value.encode())]
+        return matches[0] if matches else None
 
     def _stream(self) -> TextIO:
         return self._errors or sys.stderr
@@ -99,8 +120,14 @@ def proxy_event(
     binary_media_types: tuple[str, ...],
     request_id: str,
     now: float | None = None,
+    *,
+    api_key: ApiKey | None = None,
 ) -> dict[str, Any]:
-    """The event API Gateway's REST Lambda proxy integration would send for `request`."""
+    """The event API Gateway's REST Lambda proxy integration would send for `request`.
+
+    `api_key`: the key a key-required route was called with; its id and value go into
+    requestContext.identity (apiKeyId, apiKey), as API Gateway puts them, so a handler finds the
+    researcher with apigateway.get_api_key(apiKey=<apiKeyId>)["name"]. Routes that need no key get nulls."""
     now = time.time() if now is None else now
     headers = _forwarded_headers(request)
     multi_headers: dict[str, list[str]] = {}
@@ -140,8 +167,8 @@ def proxy_event(
             "identity": {
                 "sourceIp": request.source_ip,
                 "userAgent": request.header("user-agent"),
-                "apiKey": request.header("x-api-key") if route.api_key_required else None,
-                "apiKeyId": "local" if route.api_key_required else None,
+                "apiKey": api_key.value if api_key is not None else None,
+                "apiKeyId": api_key.id if api_key is not None else None,
                 "accessKey": None,
                 "accountId": None,
                 "caller": None,

@@ -1,5 +1,5 @@
 """The local stack put together: moto, the resources and environment from template.yaml, the
-gateway, and whatever extensions mount on the gateway or run beside it."""
+researchers' API keys, the gateway, and whatever extensions mount on the gateway or run beside it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol, TextIO
 
-from infra.local.config import ACCOUNT_ID, LocalConfig
+from infra.local.config import ACCOUNT_ID, DEFAULT_API_KEY, LocalConfig
 from infra.local.environment import apply as apply_environment
 from infra.local.environment import (
     aws_client_environment,
@@ -21,8 +21,8 @@ from infra.local.environment import (
 from infra.local.functions import Handler, LocalFunction, functions_from_template, layer_directories
 from infra.local.gateway import Gateway
 from infra.local.intrinsics import Intrinsics, PhysicalResource
-from infra.local.proxy import ApiGatewayContext, ApiGatewayEmulator, missing_authentication_token
-from infra.local.resources import MotoEndpoint, plausible_resources, provision
+from infra.local.proxy import ApiGatewayContext, ApiGatewayEmulator, ApiKey, missing_authentication_token
+from infra.local.resources import MotoEndpoint, create_api_keys, plausible_resources, provision
 from infra.local.routes import rest_api_from_template
 from infra.local.web import RouteHandler
 from infra.template import ROOT, load_template
@@ -55,9 +55,11 @@ class LocalStack:
         handlers: Mapping[str, Handler] | None = None,
         environ: MutableMapping[str, str] | None = None,
         log: TextIO | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         """`handlers` replaces functions' code by logical id (tests); `environ` is where the handlers'
-        environment goes (os.environ: the handlers run in this process and read it)."""
+        environment goes (os.environ: the handlers run in this process and read it); `wall_clock` is
+        what moto's S3 checks presigned URLs' expiry against (time.time; tests move it on)."""
         from infra.local.extensions import default_extensions
 
         self.config = config
@@ -66,7 +68,7 @@ class LocalStack:
         self._handler_overrides = dict(handlers or {})
         self._environ = os.environ if environ is None else environ
         self._log = log
-        self._moto = MotoEndpoint(config.host)
+        self._moto = MotoEndpoint(config.host) if wall_clock is None else MotoEndpoint(config.host, wall_clock)
         self._gateway: Gateway | None = None
         self._services: list[BackgroundService] = []
         self._banner: list[tuple[str, str]] = []
@@ -76,6 +78,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.environment: dict[str, str] = {}
         self.intrinsics: Intrinsics | None = None
+        self.api_keys: dict[str, ApiKey] = {}  # by researcher name: moto's id and the value
 
     # --- what extensions use ---------------------------------------------------------------
     def mount(self, prefix: str, handler: RouteHandler) -> None:
@@ -112,6 +115,8 @@ class LocalStack:
     def _start(self) -> None:
         config = self.config
         self.endpoint_url = self._moto.start()
+        created_keys = create_api_keys(config.researchers, endpoint_url=self.endpoint_url, region=config.region)
+        self.api_keys = {key.name: key for key in created_keys}
         # Bind first: with PORT=0 the base URL (and so PUBLIC_BASE_URL) is known only now.
         self._gateway = Gateway(config.host, config.port, lambda _: missing_authentication_token(), self._log)
         self.base_url = f"http://{config.host}:{self._gateway.port}"
@@ -143,7 +148,7 @@ class LocalStack:
         rest_api = rest_api_from_template(self.template)
         stage = self.intrinsics.evaluate_str(rest_api.stage_name, "the API's StageName")
         emulator = ApiGatewayEmulator(
-            rest_api, self.functions, ApiGatewayContext(stage=stage, api_key=config.api_key, account_id=ACCOUNT_ID)
+            rest_api, self.functions, ApiGatewayContext(stage=stage, api_keys=created_keys, account_id=ACCOUNT_ID)
         )
         self._gateway.set_fallback(emulator.handle)
         for extension in self._extensions:
@@ -173,18 +178,18 @@ class LocalStack:
 
     # --- what a person reads -----------------------------------------------------------------
     def banner(self) -> str:
+        """What `make run` prints: where everything is. Researchers by name; no key but the local default."""
         participants = f"{self.base_url}/conversation/participants"
-        key = self.config.api_key
         resources = ", ".join(
             self.physical[logical_id].attributes.get("QueueName", self.physical[logical_id].ref)
             for logical_id in sorted(self.physical)
             if self.template["Resources"][logical_id].get("Type")
-            in ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Scheduler::ScheduleGroup")
+            in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Scheduler::ScheduleGroup")
         )
         lines = [
             ("Base URL", self.base_url),
             ("Researchers' API", f"{participants}  (header x-api-key)"),
-            ("API key", f"{key}  (set API_KEY to change it)"),
+            ("Researchers", self._researchers_line()),
             ("Twilio webhook", f"{self.public_base_url}/twilio/sms  (status callback: /twilio/status)"),
             ("AWS (moto)", f"{self.endpoint_url}  ({resources})"),
             *self._banner,
@@ -195,7 +200,7 @@ class LocalStack:
                 "curl -s -X POST",
                 shlex.quote(participants),
                 "-H",
-                shlex.quote(f"x-api-key: {key}"),
+                self._key_header_example(),
                 "-H 'content-type: application/json' -d",
                 shlex.quote(ENROLL_EXAMPLE),
             ]
@@ -209,3 +214,29 @@ class LocalStack:
                 f"{READY_LINE} on {self.base_url} - Ctrl-C stops it",
             ]
         )
+
+    def _researchers_line(self) -> str:
+        """Each researcher's name and where their key comes from; the value only of the local default."""
+        researchers = self.config.researchers
+        if len(researchers) == 1 and researchers[0].is_local_default:
+            return (
+                f"{researchers[0].name}, key {DEFAULT_API_KEY}  "
+                "(set API_KEY to change it, or RESEARCHER_KEYS=name=key,name=key for named researchers)"
+            )
+        by_source: dict[str, list[str]] = {}
+        for researcher in researchers:
+            shown = f"{researcher.name} (key {DEFAULT_API_KEY})" if researcher.is_local_default else researcher.name
+            by_source.setdefault(researcher.source, []).append(shown)
+        return "; ".join(
+            f"{', '.join(names)}  (key{'s' if len(names) > 1 else ''} from {source})"
+            for source, names in by_source.items()
+        )
+
+    def _key_header_example(self) -> str:
+        """The curl line's key header: the local default as is, else where to find a key."""
+        researchers = self.config.researchers
+        if any(r.is_local_default for r in researchers):
+            return shlex.quote(f"x-api-key: {DEFAULT_API_KEY}")
+        if researchers[0].source == "API_KEY":
+            return '"x-api-key: $API_KEY"'
+        return shlex.quote(f"x-api-key: <the key of {researchers[0].name} in RESEARCHER_KEYS>")

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import boto3
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Local stack ready"
 START_DEADLINE_SECONDS = 30.0
@@ -98,7 +100,7 @@ class RunningStack:
 
 
 def start_stack(tmp: Path, *, port: int, api_key: str | None, extra_env: dict[str, str] | None = None) -> RunningStack:
-    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "API_KEY", "PUBLIC_BASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "API_KEY", "RESEARCHER_KEYS", "PUBLIC_BASE_URL")}
     env.update({"PORT": str(port), "PYTHONPATH": f"layers/coach{os.pathsep}.", "PYTHONUNBUFFERED": "1"})
     if api_key is not None:
         env["API_KEY"] = api_key
@@ -184,3 +186,20 @@ def moto_endpoint(stack: RunningStack) -> str:
     found = re.search(r"AWS \(moto\)\s+(http://\S+)", stack.output())
     assert found, stack.output()
     return found.group(1)
+
+
+def moto_client(stack: RunningStack, service: str) -> Any:
+    """A boto3 client for the stack's moto server (any credentials do)."""
+    return boto3.client(
+        service,
+        endpoint_url=moto_endpoint(stack),
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def api_key_ids(stack: RunningStack) -> dict[str, str]:
+    """Each researcher's API key id by name, from moto's API Gateway: what an event's apiKeyId holds for them."""
+    items = moto_client(stack, "apigateway").get_api_keys(limit=500)["items"]
+    return {item["name"]: item["id"] for item in items}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_stack import RunningStack, free_port, start_stack
+from tests.e2e.local_stack import RunningStack, api_key_ids, free_port, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +39,10 @@ def enroll(stack: RunningStack, phone: str, **fields: str) -> dict[str, object]:
 def test_the_stack_uses_the_port_and_api_key_it_was_given(stack: RunningStack) -> None:
     output = stack.output()
     assert f"http://127.0.0.1:{stack.port}" in output
-    assert API_KEY in output
-    assert f"x-api-key: {API_KEY}" in output  # the curl line is ready to paste
+    # A key from the shell is never printed: the banner names its researcher and the variable.
+    assert API_KEY not in output
+    assert "local-researcher  (key from API_KEY)" in output
+    assert '-H "x-api-key: $API_KEY"' in output  # the curl line is ready to paste where API_KEY is set
 
     assert stack.request("GET", PARTICIPANTS, key="local-dev-key").status == 403
     assert stack.request("GET", PARTICIPANTS).status == 200
@@ -122,6 +124,37 @@ def test_unknown_routes_get_api_gateways_missing_token_answer(stack: RunningStac
         reply = stack.request(method, path)
         assert reply.status == 403, (method, path)
         assert reply.json() == {"message": "Missing Authentication Token"}
+
+
+def test_named_researchers_and_api_key_all_get_in_and_no_key_is_printed(tmp_path: Path) -> None:
+    alice, bob = "alice-e2e-key-long-enough-for-aws", "bob-e2e-key"
+    running = start_stack(
+        tmp_path, port=free_port(), api_key=API_KEY, extra_env={"RESEARCHER_KEYS": f"alice={alice},bob={bob}"}
+    )
+    try:
+        for key in (alice, bob, API_KEY):
+            assert running.request("GET", PARTICIPANTS, key=key).status == 200, key
+        assert running.request("GET", PARTICIPANTS, key="local-dev-key").status == 403
+        assert running.request("GET", PARTICIPANTS, key=alice + bob).status == 403
+
+        ids = api_key_ids(running)
+        assert sorted(ids) == ["alice", "bob", "local-researcher"]
+
+        # The real enrollment function resolves each key's id to its name, as on AWS, for the audit trail.
+        enrolled = running.request("POST", PARTICIPANTS, {"phone_number": "+1 206 555 0190"}, key=alice)
+        assert enrolled.status == 201, enrolled.body
+        path = f"{PARTICIPANTS}/{enrolled.json()['id']}"
+        assert running.request("PUT", path, {"status": "paused"}, key=bob).status == 200
+        audit = running.request("GET", "/conversation/audit?limit=100", key=bob)
+        assert audit.status == 200, audit.body
+        who = [(entry["researcher"], entry["key_id"]) for entry in audit.json()["items"]]
+        assert who == [("alice", ids["alice"]), ("bob", ids["bob"])]
+        output = running.output() + running.errors()
+        assert "alice, bob  (keys from RESEARCHER_KEYS)" in output
+        for key in (alice, bob, API_KEY):
+            assert key not in output
+    finally:
+        assert running.stop() == 0, running.errors()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -146,6 +146,10 @@ def test_requests_reach_the_handler_of_their_route(stack: LocalStack, harness: H
     event = harness.events[-1]
     assert event["body"] == '{"phone_number": "+1"}'
     assert event["requestContext"]["stage"] == "local"
+    # API_KEY is the key of one researcher, local-researcher, an API key in moto's API Gateway.
+    key_id = event["requestContext"]["identity"]["apiKeyId"]
+    assert key_id == stack.api_keys["local-researcher"].id
+    assert aws(stack, "apigateway").get_api_key(apiKey=key_id)["name"] == "local-researcher"
     assert "POST /conversation/participants -> 201" in harness.log.getvalue()
 
 
@@ -180,7 +184,10 @@ def test_the_banner_says_where_everything_is(stack: LocalStack) -> None:
     banner = stack.banner()
 
     assert f"{stack.base_url}/conversation/participants" in banner
-    assert f"x-api-key: {KEY}" in banner
+    # A key the shell gave (API_KEY here) is never printed: the banner names the researcher and the variable.
+    assert KEY not in banner
+    assert "local-researcher  (key from API_KEY)" in banner
+    assert '-H "x-api-key: $API_KEY"' in banner
     assert f"{stack.base_url}/twilio/sms" in banner
     assert stack.endpoint_url in banner
     assert f"{stack.base_url}/_local/clock" in banner

@@ -102,6 +102,20 @@ def test_a_bad_setting_is_refused_with_its_name(environ: dict[str, str]) -> None
         LocalConfig.from_environ(environ)
 
 
+def test_main_reports_a_bad_researcher_key_without_printing_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("API_KEY", raising=False)
+    monkeypatch.setenv("RESEARCHER_KEYS", "alice=alice-key-1,bob=short")
+
+    assert main() == 1
+
+    err = capsys.readouterr().err
+    assert "RESEARCHER_KEYS entry 2 (bob)" in err
+    assert "short" not in err
+    assert "alice-key-1" not in err
+
+
 def test_main_reports_a_bad_setting_and_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,7 @@ from infra.local.proxy import (
     MAX_PAYLOAD_BYTES,
     ApiGatewayContext,
     ApiGatewayEmulator,
+    ApiKey,
     MalformedResponse,
     encode_body,
     proxy_event,
@@ -25,7 +26,9 @@ from infra.local.routes import ApiRoute, RestApi, RouteMatch
 from infra.local.web import HttpRequest
 
 KEY = "sekret"
-CONTEXT = ApiGatewayContext(stage="local", api_key=KEY, account_id="123456789012")
+OTHER_KEY = "another-sekret"
+ALICE, BOB = ApiKey("id-alice", "alice", KEY), ApiKey("id-bob", "bob", OTHER_KEY)
+CONTEXT = ApiGatewayContext(stage="local", api_keys=(ALICE, BOB), account_id="123456789012")
 ROUTES = (
     ApiRoute("/items", "POST", "Items", api_key_required=True),
     ApiRoute("/items/{id}", "GET", "Items", api_key_required=True),
@@ -91,6 +94,7 @@ def test_the_event_is_a_rest_v1_proxy_event() -> None:
     assert ctx["identity"]["sourceIp"] == "10.0.0.7"
     assert ctx["identity"]["userAgent"] == "curl/8"
     assert ctx["identity"]["apiKey"] == KEY
+    assert ctx["identity"]["apiKeyId"] == "id-alice"
     assert ctx["requestId"] == recorder.contexts[0].aws_request_id
     assert response.headers[-1] == ("x-amzn-RequestId", ctx["requestId"])
 
@@ -110,6 +114,7 @@ def test_empty_query_and_path_parameters_are_null_as_in_aws() -> None:
     assert event["body"] == "From=%2B1&Body=hi"
     assert event["isBase64Encoded"] is False
     assert event["requestContext"]["identity"]["apiKey"] is None
+    assert event["requestContext"]["identity"]["apiKeyId"] is None
 
 
 def test_binary_media_types_and_non_utf8_bodies_arrive_base64_encoded() -> None:
@@ -137,6 +142,42 @@ def test_the_api_key_rule_is_enforced_before_the_handler_runs() -> None:
     assert wrong.status == 403
     assert open_route.status == 200
     assert len(recorder.events) == 1
+
+
+def test_any_of_the_apis_keys_is_let_in_and_the_event_says_which() -> None:
+    recorder = Recorder()
+    gateway = emulator(recorder)
+
+    as_alice = gateway.handle(request("GET", "/items/1", x_api_key=KEY))
+    as_bob = gateway.handle(request("GET", "/items/1", x_api_key=OTHER_KEY))
+    # A key sent to a route that needs none identifies no one, as on AWS.
+    open_route = gateway.handle(request("POST", "/hooks/sms", b"x", x_api_key=OTHER_KEY))
+    almost = gateway.handle(request("GET", "/items/1", x_api_key=OTHER_KEY[:-1]))
+
+    assert [as_alice.status, as_bob.status, open_route.status, almost.status] == [200, 200, 200, 403]
+    identities = [event["requestContext"]["identity"] for event in recorder.events]
+    assert [(i["apiKeyId"], i["apiKey"]) for i in identities] == [
+        ("id-alice", KEY),
+        ("id-bob", OTHER_KEY),
+        (None, None),
+    ]
+
+
+def test_an_api_without_keys_lets_no_one_into_key_required_routes() -> None:
+    recorder = Recorder()
+    functions = {"Items": LocalFunction("Items", "unused", "unused", "fn", "arn", handler=recorder)}
+    gateway = ApiGatewayEmulator(
+        RestApi(ROUTES, "local", ()), functions, ApiGatewayContext("local", (), "123456789012")
+    )
+
+    assert gateway.handle(request("POST", "/items", b"{}", x_api_key=KEY)).status == 403
+    assert gateway.handle(request("POST", "/items", b"{}", x_api_key="")).status == 403
+    assert recorder.events == []
+
+
+def test_an_api_keys_value_stays_out_of_its_repr() -> None:
+    assert KEY not in repr(ALICE)
+    assert KEY not in repr(CONTEXT)
 
 
 def test_unknown_paths_and_methods_get_missing_authentication_token() -> None:
