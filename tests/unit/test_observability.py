@@ -20,7 +20,9 @@ def flushed() -> list[dict[str, object]]:
 
 
 def test_a_metric_carries_the_service_dimension_the_alarms_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    metrics.provider.service = "prompt_generator"
+    # A fresh invocation: nothing left over from another test's handler (its metrics and dimensions).
+    metrics.clear_metrics()
+    monkeypatch.setattr(metrics.provider, "service", "prompt_generator")
     metrics.add_metric(name="decision_missed", unit=MetricUnit.Count, value=1)
 
     [line] = flushed()

@@ -49,7 +49,11 @@ class AuditEntry(BaseModel):
     key_id: str | None = Field(None, description="The API key's id")
     source_ip: str | None = Field(None, description="The caller's address")
     action: Action = Field(description="What they did")
-    participant_id: str | None = Field(None, description="To whom (pseudonymous id); none for study-wide actions")
+    participant_id: str | None = Field(
+        None,
+        description="To whom (pseudonymous id); none for study-wide actions (export, bulk_enroll)",
+        json_schema_extra={"filled_when": "not action=export|bulk_enroll"},
+    )
     changes: dict[str, FieldChange] = Field(default_factory=dict, description="Each field's value before and after")
     details: dict[str, Any] = Field(default_factory=dict, description="What else the action said (filters, counts)")
 

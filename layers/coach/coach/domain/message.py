@@ -19,19 +19,38 @@ class Direction(StrEnum):
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    participant_id: str
+    participant_id: str = Field(description="The participant's pseudonymous id")
     message_id: str = Field(description="Twilio MessageSid for inbound; outbox key for outbound")
-    direction: Direction
-    body: str
-    at: datetime
-    twilio_sid: str | None = None
-    status: str | None = None  # received / queued / sent / delivered / undelivered / failed
-    error_code: int | None = None
-    truncated: bool = False
-    turn: str | None = Field(None, description="Inbound: the turn that answered it (set exactly once)")
-    coach: str | None = Field(None, description="Outbound: who wrote it (llm, offline, researcher)")
-    llm_model: str | None = Field(None, description="Outbound, written by the LLM: the model")
-    prompt_version: str | None = Field(None, description="Outbound, written by the LLM: its prompts' version")
+    direction: Direction = Field(description="inbound (from the participant) or outbound (to them)")
+    body: str = Field(description="The text")
+    at: datetime = Field(description="When it was received, or written to be sent, in UTC")
+    twilio_sid: str | None = Field(
+        None, description="Twilio's message SID (outbound: once handed to Twilio)", json_schema_extra={"optional": True}
+    )
+    status: str | None = Field(
+        None,
+        description="received, or the delivery status: queued, sent, delivered, undelivered, failed, cancelled, "
+        "expired",
+        json_schema_extra={"optional": True},
+    )
+    error_code: int | None = Field(
+        None, description="Twilio's error code of a failed delivery", json_schema_extra={"optional": True}
+    )
+    truncated: bool = Field(False, description="Whether the stored body was cut to the longest body we keep")
+    turn: str | None = Field(
+        None, description="Inbound: the turn that answered it (set exactly once)", json_schema_extra={"optional": True}
+    )
+    coach: str | None = Field(
+        None, description="Outbound: who wrote it (llm, offline, researcher)", json_schema_extra={"optional": True}
+    )
+    llm_model: str | None = Field(
+        None, description="Outbound, written by the LLM: the model", json_schema_extra={"filled_when": "coach=llm"}
+    )
+    prompt_version: str | None = Field(
+        None,
+        description="Outbound, written by the LLM: its prompts' version",
+        json_schema_extra={"filled_when": "coach=llm"},
+    )
 
 
 # Delivery statuses in the order Twilio moves through them; a callback never moves a message backwards.
@@ -60,7 +79,7 @@ class ResearchEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    participant_id: str
-    kind: str
-    at: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
+    participant_id: str = Field(description="The participant's pseudonymous id")
+    kind: str = Field(description="What happened, e.g. enrolled, consent_given, nudge_decision, feedback_classified")
+    at: datetime = Field(description="When, in UTC")
+    data: dict[str, Any] = Field(default_factory=dict, description="What the event says, by kind (JSON)")

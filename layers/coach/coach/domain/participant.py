@@ -24,20 +24,24 @@ class Participant(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str
-    phone_number: str = Field(description="E.164, e.g. +12065550100")
-    name: str | None = None
-    gender: str | None = None
-    ethnicity: str | None = None
-    background: str | None = None
-    timezone: str = Field(description="IANA timezone, e.g. America/Los_Angeles")
-    status: ParticipantStatus = ParticipantStatus.ACTIVE
-    opted_out: bool = False
-    study_arm: str | None = None
-    enrolled_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    version: int = 1
+    id: str = Field(description="The participant's pseudonymous id")
+    phone_number: str = Field(description="Their phone number, E.164, e.g. +12065550100")
+    name: str | None = Field(None, description="Their name, as enrolled", json_schema_extra={"optional": True})
+    gender: str | None = Field(None, description="Their gender, as enrolled", json_schema_extra={"optional": True})
+    ethnicity: str | None = Field(
+        None, description="Their ethnicity, as enrolled", json_schema_extra={"optional": True}
+    )
+    background: str | None = Field(
+        None, description="What the researcher told the coach about them", json_schema_extra={"optional": True}
+    )
+    timezone: str = Field(description="Their IANA timezone, e.g. America/Los_Angeles")
+    status: ParticipantStatus = Field(ParticipantStatus.ACTIVE, description="Where they are in the study")
+    opted_out: bool = Field(False, description="Whether they texted STOP (nothing is sent to them until START)")
+    study_arm: str | None = Field(None, description="The study arm they were allocated to")
+    enrolled_at: datetime = Field(description="When they were enrolled, in UTC")
+    created_at: datetime = Field(description="When the record was created, in UTC")
+    updated_at: datetime = Field(description="When the record last changed, in UTC")
+    version: int = Field(1, description="The record's version: one more on every change")
 
     def background_text(self) -> str:
         """What the coach is told about the person, built from the enrollment fields."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+_OPTIONAL: dict[str, Any] = {"optional": True}  # filled as the conversation learns it (coach.domain.tables)
 
 
 class UserProfile(BaseModel):
@@ -12,15 +15,31 @@ class UserProfile(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    habit_domain: str | None = None  # healthy eating, physical activity, mental well-being, ...
-    motivation: str | None = None
-    preferred_time: str | None = None  # "HH:MM" local time once parsed
-    prompt_anchor: str | None = None  # "after my coffee"
-    additional_info: str | None = None
-    last_successful_prompt: str | None = None
-    last_barrier: str | None = None
-    last_tweak: str | None = None
-    success_count: int = 0
-    total_prompts: int = 0
-    intensity: int = 0  # the intensity check's answer so far: -1 smaller, 0 as designed, +1 bigger
-    last_prompt_sent_at: datetime | None = None
+    habit_domain: str | None = Field(
+        None, description="The habit's area: healthy eating, physical activity, ...", json_schema_extra=_OPTIONAL
+    )
+    motivation: str | None = Field(
+        None, description="Why they want the habit, in their words", json_schema_extra=_OPTIONAL
+    )
+    preferred_time: str | None = Field(
+        None, description="When they want the daily nudge, local HH:MM", json_schema_extra=_OPTIONAL
+    )
+    prompt_anchor: str | None = Field(
+        None, description="What the habit follows, e.g. after my coffee", json_schema_extra=_OPTIONAL
+    )
+    additional_info: str | None = Field(
+        None, description="Anything else they told the coach", json_schema_extra=_OPTIONAL
+    )
+    last_successful_prompt: str | None = Field(
+        None, description="The last nudge they reported doing", json_schema_extra=_OPTIONAL
+    )
+    last_barrier: str | None = Field(None, description="The last obstacle they reported", json_schema_extra=_OPTIONAL)
+    last_tweak: str | None = Field(None, description="The last change they asked for", json_schema_extra=_OPTIONAL)
+    success_count: int = Field(
+        0, description="How many nudges they reported doing", json_schema_extra={"unit": "count"}
+    )
+    total_prompts: int = Field(0, description="How many nudges they were sent", json_schema_extra={"unit": "count"})
+    intensity: int = Field(0, description="The intensity check's answer so far: -1 smaller, 0 as designed, +1 bigger")
+    last_prompt_sent_at: datetime | None = Field(
+        None, description="When the last nudge was sent, in UTC", json_schema_extra=_OPTIONAL
+    )

@@ -335,6 +335,9 @@ def with_nudge(row: DecisionPoint, result: TurnResult, updates: list[DecisionUpd
     if nudges:
         changes.update(message_id=f"{row.decision_id}#{result.texts.index(nudges[0])}", text=nudges[0].text)
         changes["coach"] = result.coach
+    elif row.decision == "nudge":  # decided on, yet no text came: why is on the row, never a blank
+        withheld = [e.data.get("reason") for e in result.events if e.kind == "message_withheld"]
+        changes["cancelled_reason"] = withheld[0] if withheld and withheld[0] else "no_nudge_written"
     usage = next((e.data for e in result.events if e.kind == "llm_usage"), None)
     if usage is not None and result.coach == "llm":
         models = usage.get("models") or []

@@ -169,5 +169,5 @@ def _ledger(
         reasons = [e.data.get("reason") for e in events if e.kind == "message_cancelled"]
         changes["cancelled_reason"] = reasons[0] if reasons else "cancelled"
     elif state is OutboxState.FAILED:
-        changes.update(delivery_status="failed", delivery_error_code=error_code)
+        changes.update(delivery_status="failed", delivery_error_code=error_code, cancelled_reason="send_failed")
     return DecisionUpdate(participant_id=item.participant_id, decision_id=item.decision_id or "", changes=changes)

@@ -17,7 +17,7 @@ from typing import Any
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnInput, TurnResult
 from coach.domain.arms import StudyArms, arm_of, default_study_arms
-from coach.domain.decisions import DecisionPoint, DecisionUpdate
+from coach.domain.decisions import UNCLASSIFIED_FEEDBACK, DecisionPoint, DecisionUpdate
 from coach.domain.effects import ReconcileSchedules
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
 from coach.domain.flow import FlowState
@@ -189,8 +189,7 @@ def ledger_updates(participant_id: str, events: Sequence[ResearchEvent]) -> list
                 "replied_at": data["replied_at"],
                 "reply_minutes": data["minutes"],
             }
-            if feedback is not None:
-                changes["feedback_kind"] = feedback
+            changes["feedback_kind"] = feedback or UNCLASSIFIED_FEEDBACK
             updates.append(
                 DecisionUpdate(participant_id=participant_id, decision_id=data["decision_id"], changes=changes)
             )
