@@ -1,4 +1,5 @@
-"""Researchers' API: enroll, list, inspect, update, reset and delete participants; read transcripts.
+"""Researchers' API: enroll, list, inspect, update, reset and delete participants; read transcripts,
+decision points, events and the audit trail; send one-off messages; ask for exports.
 
 Thin handler: powertools parses and validates, one service call per route, domain errors map to
 HTTP statuses in coach.http.
@@ -18,9 +19,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from coach.bootstrap import enrollment_service, researcher, researcher_messages
+from coach.bootstrap import enrollment_service, export_service, researcher, researcher_messages
 from coach.domain.audit import Actor, AuditEntry
 from coach.domain.decisions import DecisionPoint
+from coach.domain.exports import ExportJob, ExportRequest, ExportView
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.http import csv_body_as_json, error_responses, guard_json_request, register_error_handlers
@@ -65,6 +67,11 @@ class EventPage(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditEntry]
+    next_token: str | None = None
+
+
+class ExportPage(BaseModel):
+    items: list[ExportJob]
     next_token: str | None = None
 
 
@@ -298,6 +305,57 @@ def list_audit(
 ) -> AuditPage:
     page = enrollment_service().audit_entries(participant_id=participant_id, limit=limit, next_token=next_token)
     return AuditPage(items=list(page.items), next_token=page.next_token)
+
+
+ExportId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The export's id")]
+
+
+@app.post(
+    "/conversation/exports",
+    summary="Ask for an export: decision points, messages, research events, participants, audit trail",
+    description=(
+        "Recorded and queued; the export function writes each table as CSV and JSONL, with the data dictionary "
+        "and a manifest, to S3. Poll GET /conversation/exports/{id} until status is done: it then lists a "
+        "time-limited download URL per file. Filters: participant_ids, arm, status, and a time window (since, "
+        "until) on the rows' times. Phone numbers and names only with include_identifiers. The audit trail "
+        "records who asked. 503: the job could not be queued (it is recorded as failed; ask again)."
+    ),
+    responses={
+        202: OpenAPIResponse(
+            description="Queued",
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=ExportJob)},
+        ),
+        **error_responses(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+        ),
+    },
+)
+def request_export(body: Annotated[ExportRequest, Body()]) -> Response[ExportJob]:
+    job = export_service().request(body, _actor())
+    logger.info("export requested", extra={"export_id": job.id, "kinds": [k.value for k in body.kinds]})
+    return _json(202, job)
+
+
+@app.get(
+    "/conversation/exports",
+    summary="The exports asked for, newest first",
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+def list_exports(limit: Limit = 25, next_token: NextToken = None) -> ExportPage:
+    page = export_service().recent(limit=limit, next_token=next_token)
+    return ExportPage(items=list(page.items), next_token=page.next_token)
+
+
+@app.get(
+    "/conversation/exports/<id>",
+    summary="An export: its status, and once done, a download URL per file (valid until expires_at)",
+    responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+def get_export(id: ExportId) -> ExportView:
+    return export_service().get(id)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -175,9 +175,11 @@ def max_receive_count() -> int:
 def test_the_template_gives_the_pump_its_queue_batch_size_and_failure_reporting() -> None:
     template = load_template()
     [event] = template["Resources"]["ConversationFunction"]["Properties"]["Events"].values()
+    [export] = template["Resources"]["ExportFunction"]["Properties"]["Events"].values()
 
-    assert sqs_event_sources(template) == [
-        SqsEventSource("ConversationFunction", "InboundQueue", int(event["Properties"]["BatchSize"]), True)
+    assert sorted(sqs_event_sources(template), key=lambda source: source.function_id) == [
+        SqsEventSource("ConversationFunction", "InboundQueue", int(event["Properties"]["BatchSize"]), True),
+        SqsEventSource("ExportFunction", "ExportQueue", int(export["Properties"]["BatchSize"]), True),
     ]
 
 

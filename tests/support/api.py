@@ -57,6 +57,8 @@ def _resource_of(path: str) -> tuple[str, dict[str, str]]:
     if len(parts) >= 3 and parts[:2] == ["conversation", "participants"] and parts[2] != "bulk":
         params = {"id": parts[2]}
         return "/" + "/".join([*parts[:2], "{id}", *parts[3:]]), params
+    if len(parts) == 3 and parts[:2] == ["conversation", "exports"]:
+        return "/conversation/exports/{id}", {"id": parts[2]}
     return path, {}
 
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 from infra.template import create_table, load_template, queue_attributes
 
 SCHEDULE_GROUP = "coach-test-nudges"
+EXPORT_BUCKET = "coach-test-export"
 
 
 @dataclass
@@ -24,12 +25,14 @@ class Resources:
     dynamodb: Any
     sqs: Any
     schedule_group: str = SCHEDULE_GROUP
+    export_queue_url: str = ""
+    export_bucket: str = EXPORT_BUCKET
 
 
 @contextmanager
 def template_resources() -> Iterator[Resources]:
-    """Inside moto: the table, the FIFO queue and its DLQ exactly as template.yaml declares them, and the
-    schedule group."""
+    """Inside moto: the table, the FIFO queue and its DLQ exactly as template.yaml declares them, the schedule
+    group, the export queue and the export bucket."""
     with mock_aws():
         template = load_template()
         dynamodb = boto3.client("dynamodb")
@@ -46,7 +49,11 @@ def template_resources() -> Iterator[Resources]:
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": redrive["maxReceiveCount"]}
         )
         queue_url = sqs.create_queue(QueueName="coach-test-inbound.fifo", Attributes=attributes)["QueueUrl"]
-        yield Resources("coach-test", queue_url, dlq_url, dynamodb, sqs)
+        export_queue_url = sqs.create_queue(
+            QueueName="coach-test-export.fifo", Attributes=queue_attributes(template, "ExportQueue")
+        )["QueueUrl"]
+        boto3.client("s3").create_bucket(Bucket=EXPORT_BUCKET)
+        yield Resources("coach-test", queue_url, dlq_url, dynamodb, sqs, export_queue_url=export_queue_url)
 
 
 def received(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

@@ -40,7 +40,20 @@ def test_document_describes_every_route_and_the_error_shape() -> None:
         ("/conversation/participants/bulk", "post"),
         ("/conversation/participants/{id}/messages", "post"),
         ("/conversation/messages", "post"),
+        ("/conversation/exports", "post"),
+        ("/conversation/exports", "get"),
+        ("/conversation/exports/{id}", "get"),
     }
     create = document["paths"]["/conversation/participants"]["post"]
     assert create["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert document["security"] == [{"api_key": []}]
+    # Every researcher route says how it fails, in the one error shape
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            errors = {code: r for code, r in operation["responses"].items() if code.startswith("4")}
+            assert "422" in errors, (method, path)
+            for code, response in errors.items():
+                schema = response["content"]["application/json"]["schema"]["$ref"]
+                assert schema.endswith("/ErrorBody"), (method, path, code)
+    export = document["paths"]["/conversation/exports"]["post"]["responses"]
+    assert {"202", "422", "503"} <= set(export)

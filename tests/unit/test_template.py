@@ -19,7 +19,13 @@ from samtranslator.translator.transform import transform
 
 from infra.template import ROOT, load_template, read_template
 
-FUNCTIONS = ("EnrollmentFunction", "WebhookFunction", "ConversationFunction", "PromptGeneratorFunction")
+FUNCTIONS = (
+    "EnrollmentFunction",
+    "WebhookFunction",
+    "ConversationFunction",
+    "PromptGeneratorFunction",
+    "ExportFunction",
+)
 
 RESEARCHER_ROUTES = {
     ("/conversation/participants", "POST"),
@@ -35,6 +41,9 @@ RESEARCHER_ROUTES = {
     ("/conversation/participants/bulk", "POST"),
     ("/conversation/participants/{id}/messages", "POST"),
     ("/conversation/messages", "POST"),
+    ("/conversation/exports", "POST"),
+    ("/conversation/exports", "GET"),
+    ("/conversation/exports/{id}", "GET"),
     ("/conversation/openapi.json", "GET"),
 }
 TWILIO_ROUTES = {("/twilio/sms", "POST"), ("/twilio/status", "POST")}
@@ -69,10 +78,11 @@ COACH_REACH = {
 EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
     "EnrollmentFunction": {
         "dynamodb": {"CoachTable"},
-        "sqs": {"InboundQueue"},
+        "sqs": {"InboundQueue", "ExportQueue"},
         "scheduler": {"NudgeScheduleGroup"},
         "iam": {"SchedulerInvokeRole"},
         "apigateway": set(),  # its keys: arn:...:apigateway:<region>::/apikeys/*
+        "s3": {"ExportBucket"},  # it signs the download URLs
     },
     "WebhookFunction": {
         "dynamodb": {"CoachTable"},
@@ -82,16 +92,29 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
     "ConversationFunction": COACH_REACH,
     # SAM's policy for the on-failure destination names the queue by its name.
     "PromptGeneratorFunction": {**COACH_REACH, "sqs": {"NudgeDeadLetterQueue"}},
+    "ExportFunction": {"dynamodb": {"CoachTable"}, "s3": {"ExportBucket"}, "sqs": {"ExportQueue"}},
 }
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     # Every function that changes a participant reconciles its schedules (DESIGN: derived, then reconciled).
-    "EnrollmentFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"sqs:SendMessage", "iam:PassRole", "apigateway:GET"},
+    "EnrollmentFunction": TABLE_ACTIONS
+    | SCHEDULE_ACTIONS
+    | {"sqs:SendMessage", "iam:PassRole", "apigateway:GET", "s3:GetObject"},
     "WebhookFunction": TABLE_ACTIONS - {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
     "ConversationFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},
     "PromptGeneratorFunction": TABLE_ACTIONS
     | SCHEDULE_ACTIONS
     | {"secretsmanager:GetSecretValue", "iam:PassRole", "sqs:SendMessage"},
+    # It reads what it exports and writes only its job item and its files: no update, delete or send.
+    "ExportFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "s3:PutObject",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+    },
 }
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -232,6 +255,16 @@ def env_of(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
     return variables
 
 
+def queue_trigger_of(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
+    """The (one) SQS event source mapping that invokes the function, as a resource."""
+    (mapping,) = [
+        m
+        for m in of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    return mapping
+
+
 def alarms_on(cfn: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     return [
         alarm["Properties"]
@@ -340,7 +373,8 @@ def test_the_scheduler_role_can_be_passed_to_scheduler_only(cfn: dict[str, Any],
 
 @pytest.mark.parametrize("function_id", FUNCTIONS)
 def test_managed_policies_are_only_logs_tracing_and_the_queue_poller(cfn: dict[str, Any], function_id: str) -> None:
-    expected = {BASIC_EXECUTION, XRAY_WRITE} | ({SQS_POLLER} if function_id == "ConversationFunction" else set())
+    polls = function_id in ("ConversationFunction", "ExportFunction")
+    expected = {BASIC_EXECUTION, XRAY_WRITE} | ({SQS_POLLER} if polls else set())
     assert set(role_of(cfn, function_id)["Properties"]["ManagedPolicyArns"]) == expected
 
 
@@ -463,7 +497,7 @@ def test_the_prompt_generator_knows_the_validity_window(cfn: dict[str, Any]) -> 
 
 
 def test_the_conversation_function_takes_the_inbound_queue_with_partial_failures(cfn: dict[str, Any]) -> None:
-    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    mapping = queue_trigger_of(cfn, "ConversationFunction")
     assert mapping["Properties"]["FunctionName"] == {"Ref": "ConversationFunction"}
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -497,10 +531,10 @@ def test_the_schedule_group_exists(cfn: dict[str, Any]) -> None:
 # --- alarms and outputs ---------------------------------------------------------------------------
 
 
-def test_a_message_in_either_dead_letter_queue_raises_an_alarm(cfn: dict[str, Any]) -> None:
+def test_a_message_in_any_dead_letter_queue_raises_an_alarm(cfn: dict[str, Any]) -> None:
     alarms = alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
     watched = {alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in alarms}
-    assert watched == {"InboundDeadLetterQueue", "NudgeDeadLetterQueue"}
+    assert watched == {"InboundDeadLetterQueue", "NudgeDeadLetterQueue", "ExportDeadLetterQueue"}
     for alarm in alarms:
         assert alarm["Dimensions"][0]["Name"] == "QueueName"
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
@@ -592,7 +626,7 @@ def test_the_conversation_functions_timing_comes_from_one_mappings_block(cfn: di
 
 
 def test_each_invocation_takes_one_record_so_no_participant_waits_behind_another(cfn: dict[str, Any]) -> None:
-    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    mapping = queue_trigger_of(cfn, "ConversationFunction")
     assert mapping["Properties"]["BatchSize"] == 1
 
 
@@ -602,3 +636,51 @@ def test_llm_caps_and_the_study_budget_are_parameters(cfn: dict[str, Any]) -> No
         assert env["DAILY_LLM_CALLS"] == {"Ref": "DailyLlmCalls"}
         assert env["DAILY_LLM_TOKENS"] == {"Ref": "DailyLlmTokens"}
         assert env["STUDY_DAILY_LLM_TOKENS"] == {"Ref": "StudyDailyLlmTokens"}
+
+
+# --- exports --------------------------------------------------------------------------------------
+
+
+def test_the_export_bucket_is_private_encrypted_tls_only_and_expires_exports(cfn: dict[str, Any]) -> None:
+    bucket = properties(cfn, "ExportBucket")
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    [expiry] = bucket["LifecycleConfiguration"]["Rules"]
+    assert (expiry["Status"], expiry["Prefix"]) == ("Enabled", "exports/")
+    assert expiry["ExpirationInDays"] == {"Ref": "ExportRetentionDays"}
+    assert cfn["Parameters"]["ExportRetentionDays"]["Default"] == 30
+    [deny] = properties(cfn, "ExportBucketPolicy")["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_the_export_queue_outlasts_the_function_and_redrives_after_the_jobs_own_attempts(cfn: dict[str, Any]) -> None:
+    timing = cfn["Mappings"]["Timing"]["Export"]
+    queue = properties(cfn, "ExportQueue")
+    assert queue["FifoQueue"] is True
+    assert properties(cfn, "ExportDeadLetterQueue")["FifoQueue"] is True
+    assert properties(cfn, "ExportFunction")["Timeout"] == timing["FunctionTimeout"] == 900
+    assert timing["QueueVisibility"] > timing["FunctionTimeout"]
+    # The job records itself failed on its last attempt, before the queue gives up on the record.
+    assert timing["MaxReceives"] > int(timing["MaxAttempts"])
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == timing["MaxReceives"]
+    assert env_of(cfn, "ExportFunction")["EXPORT_MAX_ATTEMPTS"] == timing["MaxAttempts"]
+    mapping = queue_trigger_of(cfn, "ExportFunction")["Properties"]
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_api_knows_where_exports_go_and_how_long_their_urls_last(cfn: dict[str, Any]) -> None:
+    env = env_of(cfn, "EnrollmentFunction")
+    assert env["EXPORT_BUCKET"] == {"Ref": "ExportBucket"} == env_of(cfn, "ExportFunction")["EXPORT_BUCKET"]
+    assert env["EXPORT_QUEUE_URL"] == {"Ref": "ExportQueue"}
+    assert env["EXPORT_URL_SECONDS"] == {"Ref": "ExportUrlSeconds"}
+    assert cfn["Parameters"]["ExportUrlSeconds"]["MaxValue"] == 7 * 24 * 3600  # SigV4's longest
+
+
+def test_an_export_that_fails_every_attempt_raises_an_alarm(cfn: dict[str, Any]) -> None:
+    (alarm,) = alarms_on(cfn, "export_failed")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "export"}]
+    assert env_of(cfn, "ExportFunction")["POWERTOOLS_SERVICE_NAME"] == "export"

@@ -19,6 +19,9 @@ from coach.ports import (
     Clock,
     ConversationStore,
     EnrollmentSequence,
+    ExportFiles,
+    ExportJobs,
+    ExportQueue,
     LanguageModel,
     LlmBudget,
     ParticipantStore,
@@ -46,6 +49,7 @@ from coach.settings import (
 if TYPE_CHECKING:
     from coach.adapters.sqs_queue import SqsRedelivery
     from coach.services.conversation import ConversationService
+    from coach.services.exports import ExportService
     from coach.services.messages import ResearcherMessages
     from coach.services.nudges import NudgeService
     from coach.services.redelivery import RedeliveryPolicy
@@ -110,6 +114,37 @@ def researcher_messages() -> ResearcherMessages:
     from coach.services.messages import ResearcherMessages
 
     return ResearcherMessages(enrollment_service(), segment_budget=coach_settings().sms_segment_budget)
+
+
+def build_export_service(
+    settings: EnrollmentSettings,
+    *,
+    enrollment: EnrollmentService | None = None,
+    jobs: ExportJobs | None = None,
+    files: ExportFiles | None = None,
+    queue: ExportQueue | None = None,
+) -> ExportService:
+    """Exports: asked for through the enrollment function, written by the export function."""
+    from coach.adapters.dynamodb_exports import DynamoDBExportJobs
+    from coach.adapters.s3_exports import S3ExportFiles
+    from coach.adapters.sqs_queue import SqsExportQueue
+    from coach.services.exports import ExportService
+
+    return ExportService(
+        jobs=jobs or DynamoDBExportJobs(settings.table_name),
+        files=files or S3ExportFiles(settings.export_bucket),
+        queue=queue or SqsExportQueue(settings.export_queue_url),
+        enrollment=enrollment or build_enrollment_service(settings),
+        url_seconds=settings.export_url_seconds,
+        max_attempts=settings.export_max_attempts,
+        on_event=_report_conversation_event,
+    )
+
+
+@cache
+def export_service() -> ExportService:
+    """The export service of the enrollment and export functions, built once per Lambda container."""
+    return build_export_service(enrollment_settings(), enrollment=enrollment_service())
 
 
 @cache
@@ -310,6 +345,7 @@ def conversation_service() -> ConversationService:
 def forget_built_services() -> None:
     """Drop what was built, so the next call reads the environment again (tests, the local stack)."""
     enrollment_service.cache_clear()
+    export_service.cache_clear()
     researcher_names.cache_clear()
     researcher_messages.cache_clear()
     enrollment_settings.cache_clear()

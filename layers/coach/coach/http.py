@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from coach.domain.errors import (
     Conflict,
+    ExportUnavailable,
     InvalidField,
     InvalidPageToken,
     NotFound,
@@ -43,11 +44,13 @@ class ErrorBody(BaseModel):
 
 _ERROR_MEANINGS = {
     HTTPStatus.BAD_REQUEST: "The body is not JSON or not UTF-8, or next_token was not issued by this API",
-    HTTPStatus.NOT_FOUND: "No such participant",
+    HTTPStatus.NOT_FOUND: "No such participant (or export)",
     HTTPStatus.CONFLICT: "The phone number is enrolled already, or a concurrent change won",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is too large",
     HTTPStatus.UNPROCESSABLE_ENTITY: "A field is invalid; details name each one",
-    HTTPStatus.SERVICE_UNAVAILABLE: "Stored, but the participant's schedules could not be updated: repeat it",
+    HTTPStatus.SERVICE_UNAVAILABLE: (
+        "Stored, but a step after it failed (the participant's schedules, or queuing an export): repeat it"
+    ),
 }
 
 
@@ -144,6 +147,15 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
             HTTPStatus.SERVICE_UNAVAILABLE,
             "The change is stored, but the participant's schedules could not be updated now",
             [{"field": "body", "message": "repeat the same request in a minute; it is safe to repeat"}],
+        )
+
+    @app.exception_handler(ExportUnavailable)
+    def _export_unavailable(exc: ExportUnavailable) -> Response[Any]:
+        logger.error("export not queued", extra={"error": str(exc)})
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            str(exc),
+            [{"field": "body", "message": "the export is recorded as failed; ask for it again in a minute"}],
         )
 
 

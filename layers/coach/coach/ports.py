@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from coach.domain.audit import AuditEntry
 from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
+from coach.domain.exports import ExportJob
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxState
@@ -297,3 +299,32 @@ class LlmBudget(Protocol):
 
     def add(self, day: str, tokens: int) -> None:
         """Count tokens spent on `day` (atomic across concurrent turns)."""
+
+
+class ExportJobs(Protocol):
+    """The export jobs researchers asked for (PK = EXPORT on the one table)."""
+
+    def create(self, job: ExportJob) -> None: ...
+
+    def get(self, export_id: str) -> ExportJob:
+        """Raises NotFound."""
+
+    def save(self, job: ExportJob) -> ExportJob:
+        """Write `job` if the stored one still has job.version; returns it with the next version. Raises Conflict."""
+
+    def list(self, *, limit: int, next_token: str | None) -> Page[ExportJob]:
+        """Newest first. Raises InvalidPageToken for a token we did not issue."""
+
+
+class ExportFiles(Protocol):
+    """Where export files go (S3), and time-limited URLs to download them."""
+
+    def put(self, key: str, path: Path, content_type: str) -> None: ...
+
+    def url(self, key: str, seconds: int) -> str: ...
+
+
+class ExportQueue(Protocol):
+    """Hands an export to the export function."""
+
+    def send(self, export_id: str) -> None: ...

@@ -59,6 +59,12 @@ class EnrollmentSettings(StudySettings, SchedulerSettings, _Base):
     default_phone_region: str = Field("US", min_length=2, max_length=2)
     default_timezone: str = "America/New_York"
     max_body_bytes: int = Field(16_384, gt=0, description="Larger request bodies get 413")
+    export_bucket: str = Field("", description="The S3 bucket exports are written to (the template's ExportBucket)")
+    export_queue_url: str = Field("", description="The FIFO queue in front of the export function")
+    export_url_seconds: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="How long an export's download URLs work (S3 allows 7 days)"
+    )
+    export_max_attempts: int = Field(3, ge=1, le=10, description="Runs of an export before it is recorded failed")
 
     @field_validator("default_timezone")
     @classmethod

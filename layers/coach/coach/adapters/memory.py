@@ -9,15 +9,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 from coach.domain.audit import AuditEntry
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
+from coach.domain.exports import ExportJob
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.outbox import OutboxItem
@@ -324,3 +327,67 @@ class InMemoryEnrollmentSequence:
         with self._lock:
             self._next += 1
             return self._next - 1
+
+
+class InMemoryExportJobs:
+    """Implements coach.ports.ExportJobs."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, ExportJob] = {}
+        self._lock = threading.Lock()
+
+    def create(self, job: ExportJob) -> None:
+        with self._lock:
+            if job.id in self.jobs:
+                raise Conflict(f"export {job.id} exists")
+            self.jobs[job.id] = job
+
+    def get(self, export_id: str) -> ExportJob:
+        with self._lock:
+            if export_id not in self.jobs:
+                raise NotFound(f"export {export_id} not found")
+            return self.jobs[export_id]
+
+    def save(self, job: ExportJob) -> ExportJob:
+        with self._lock:
+            stored = self.jobs.get(job.id)
+            if stored is None or stored.version != job.version:
+                raise Conflict(f"export {job.id} changed since it was read")
+            saved = job.model_copy(update={"version": job.version + 1})
+            self.jobs[job.id] = saved
+            return saved
+
+    def list(self, *, limit: int, next_token: str | None) -> Page[ExportJob]:
+        with self._lock:
+            newest = sorted(self.jobs.values(), key=lambda j: j.id, reverse=True)
+        return _page(newest, lambda j: _descending(j.id), limit, next_token, "exports")
+
+
+def _descending(text: str) -> str:
+    """A key whose ascending order is `text`'s descending order (for _page, which pages ascending)."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)
+
+
+class InMemoryExportFiles:
+    """Implements coach.ports.ExportFiles in a folder; a URL is a file:// URL (it does not expire)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, key: str, path: Path, content_type: str) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+    def url(self, key: str, seconds: int) -> str:
+        return (self.root / key).resolve().as_uri()
+
+
+class InMemoryExportQueue:
+    """Implements coach.ports.ExportQueue: keeps the ids sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, export_id: str) -> None:
+        self.sent.append(export_id)

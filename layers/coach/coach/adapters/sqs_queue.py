@@ -1,7 +1,8 @@
-"""The FIFO work queue on SQS: group = participant (one turn at a time, in order)."""
+"""The FIFO work queue on SQS: group = participant (one turn at a time, in order); and the export queue."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -28,6 +29,28 @@ class SqsWorkQueue:
             MessageBody=work.model_dump_json(),
             MessageGroupId=work.participant_id,
             MessageDeduplicationId=work.deduplication_id(),
+        )
+
+
+class SqsExportQueue:
+    """Implements coach.ports.ExportQueue: one message per export (FIFO, deduplicated on its id)."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def send(self, export_id: str) -> None:
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps({"export_id": export_id}),
+            MessageGroupId=export_id,
+            MessageDeduplicationId=export_id,
         )
 
 

@@ -66,3 +66,7 @@ class ScheduleUnavailable(DomainError):
 
     What was stored stands; repeating the request (or the watchdog) makes the schedules match it.
     """
+
+
+class ExportUnavailable(DomainError):
+    """An export could not be handed to the export function now; the job is recorded as failed with why."""
