@@ -89,7 +89,7 @@ def _validation_response(exc: RequestValidationError) -> Response[Any]:
     details = []
     for e in errors:
         field = _field_of(e.get("loc", ()))
-        message = str(e.get("msg", "invalid"))
+        message = str(e.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's prefix for our own
         if field == "body" and e.get("type") == "missing":
             message = "a JSON object is required"
         details.append({"field": field, "message": message})

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from coach.domain.audit import AuditEntry
 from coach.domain.decisions import DecisionPoint
@@ -62,17 +62,23 @@ class ExportRequest(BaseModel):
         False, description="Include phone numbers and names (participants table, audit trail); left out by default"
     )
 
-    @model_validator(mode="after")
-    def _window(self) -> Self:
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None and value.utcoffset() is None:
-                raise ValueError(f"{name} needs its UTC offset, e.g. 2026-12-01T00:00:00Z")
-        if self.since is not None and self.until is not None and self.until <= self.since:
-            raise ValueError("until must be after since")
-        if len(set(self.kinds)) != len(self.kinds):
-            raise ValueError("kinds lists a table twice")
-        return self
+    @field_validator("since", "until")
+    @classmethod
+    def _with_offset(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"give the UTC offset too, e.g. {value:%Y-%m-%dT%H:%M:%S}Z")
+        since = info.data.get("since")
+        if info.field_name == "until" and value is not None and since is not None and value <= since:
+            raise ValueError("must be after since")
+        return value
+
+    @field_validator("kinds")
+    @classmethod
+    def _each_once(cls, value: list[ExportKind]) -> list[ExportKind]:
+        repeated = sorted({k.value for k in value if value.count(k) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once")
+        return value
 
     @property
     def selects_participants(self) -> bool:
