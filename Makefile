@@ -11,12 +11,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run chat sms test check lint typecheck cfn-lint validate openapi coverage clean bench redrive
+.PHONY: help run chat sms researcher test check lint typecheck cfn-lint validate openapi coverage clean bench redrive
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
 	@echo "make chat      talk to the coach in this terminal (offline coach unless OPENAI_* is set)"
 	@echo "make sms FROM=+12065550100 BODY='hi'   text the running local stack as that number; prints the replies"
+	@echo "make researcher ARGS='export --out study-data'   the researchers' API from the command line (enroll, export, timeline, participants)"
 	@echo "make test      run the whole test suite"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
@@ -45,6 +46,11 @@ chat: $(STAMP)
 # FROM, BODY (and WAIT) reach the recipe's environment; "$$BODY" keeps quotes and $ in the text intact.
 sms: $(STAMP)
 	@$(PY) -m infra.sms --from "$$FROM" --body "$$BODY" $${WAIT:+--wait "$$WAIT"}
+
+# ARGS reaches the recipe's environment; eval splits it as the shell would, so quoted words stay one argument.
+# PORT, COACH_API_URL and API_KEY reach the command too.
+researcher: $(STAMP)
+	@eval set -- "$$ARGS"; $(PY) -m infra.researcher "$$@"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
