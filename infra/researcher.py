@@ -37,7 +37,7 @@ Json = dict[str, Any]
 API = "/conversation"
 REQUEST_TIMEOUT_SECONDS = 60.0  # a bulk enrollment of one batch stays well inside API Gateway's 29 s
 ROWS_PER_REQUEST = 100  # the API takes 200 rows; fewer keeps a request far from its body limit
-BYTES_PER_REQUEST = 12_000  # the API refuses bodies over 16 KiB (MAX_BODY_BYTES), measured as JSON
+BYTES_PER_REQUEST = 200_000  # the API refuses a CSV over 256,000 characters (BulkEnroll.csv), measured as JSON
 PAGE = 100
 
 
@@ -201,7 +201,14 @@ def _enroll_batch(api: Api, header: list[str], rows: list[list[str]], first: int
         if first > 1:
             raise Failure(f"{exc}\nRows before {first} are enrolled; running the same file again is safe.") from None
         raise
-    return [{**row, "row": first + int(row["row"]) - 1} for row in result["rows"]]
+    answered = [{**row, "row": first + int(row["row"]) - 1} for row in result["rows"]]
+    done = [row for row in answered if row["status"] != "not_attempted"]
+    if len(done) == len(answered):
+        return done
+    if not done:  # not even one row in the request's time: sending again would go round in circles
+        raise Failure(f"the API enrolled none of rows {first}-{first + len(rows) - 1} in a request's time; try later")
+    # The API ran out of time: the rows it did not reach go again (none of them was enrolled)
+    return done + _enroll_batch(api, header, rows[len(done) :], first + len(done))
 
 
 def _row_line(row: Json) -> str:

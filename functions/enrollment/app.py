@@ -117,7 +117,8 @@ def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[P
     description=(
         "Each row is validated and enrolled on its own (audited and greeted as one enrollment): the answer "
         "reports every row, created, exists (that number is enrolled: its id) or error (what to fix). A bad "
-        f"row does not stop the good ones; sending the same rows again enrolls nobody twice. At most {MAX_ROWS} rows."
+        f"row does not stop the good ones; sending the same rows again enrolls nobody twice. At most {MAX_ROWS} rows. "
+        "Rows not reached before the request's time runs out are answered not_attempted: send them again."
     ),
     responses={
         200: OpenAPIResponse(
@@ -128,10 +129,18 @@ def create_participant(body: Annotated[EnrollParticipant, Body()]) -> Response[P
     },
 )
 def bulk_enroll(body: Annotated[BulkEnroll, Body()]) -> BulkResult:
-    result = BulkEnrollment(enrollment_service()).enroll(body, _actor())
+    context = app.lambda_context
+    result = BulkEnrollment(enrollment_service()).enroll(
+        body, _actor(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     logger.info(
         "bulk enrollment",
-        extra={"rows_created": result.created, "rows_existing": result.exists, "rows_failed": result.errors},
+        extra={
+            "rows_created": result.created,
+            "rows_existing": result.exists,
+            "rows_failed": result.errors,
+            "rows_not_attempted": result.not_attempted,
+        },
     )
     return result
 

@@ -80,7 +80,7 @@ def test_a_bulk_enrollment_is_on_the_audit_trail(aws: Resources) -> None:
     trail = response_json(call(api_event("GET", "/conversation/audit")))["items"]
 
     assert [e["action"] for e in trail] == ["create", "bulk_enroll"]
-    assert trail[-1]["details"] == {"rows": 2, "created": 1, "exists": 0, "error": 1}
+    assert trail[-1]["details"] == {"rows": 2, "created": 1, "exists": 0, "error": 1, "not_attempted": 0}
 
 
 def test_a_csv_over_the_other_routes_body_limit_is_taken_and_one_over_its_own_is_told_why(aws: Resources) -> None:
@@ -100,3 +100,39 @@ def test_a_csv_over_the_other_routes_body_limit_is_taken_and_one_over_its_own_is
     refused = bulk(raw=too_long, content_type="text/csv")
     assert refused["statusCode"] == 422, refused["body"][:500]
     assert response_json(refused)["details"][0]["field"] == "csv"
+
+
+class RunningOut(LambdaContext):
+    """An invocation whose remaining time drops by one second each time the handler asks."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
+        self.seconds -= 1
+        return int(self.seconds * 1000)
+
+
+def test_rows_not_reached_in_the_requests_time_are_answered_and_the_same_file_again_finishes(aws: Resources) -> None:
+    from functions.enrollment.app import lambda_handler
+
+    rows = {"participants": [{"phone_number": f"+1206555012{n}"} for n in range(6)]}
+    event = api_event("POST", "/conversation/participants/bulk", body=rows)
+
+    # 6 s left: rows are started while at least 3 s remain, so 3 are enrolled and 3 are left
+    first = lambda_handler(event, RunningOut(6))
+    again = lambda_handler(event, LambdaContext())
+
+    assert first["statusCode"] == 200, first["body"]
+    cut = response_json(first)
+    assert (cut["created"], cut["not_attempted"]) == (3, 3)
+    assert [r["status"] for r in cut["rows"]] == ["created"] * 3 + ["not_attempted"] * 3
+    assert "send these rows again" in cut["rows"][3]["errors"][0]["message"]
+    finished = response_json(again)
+    assert (finished["created"], finished["exists"], finished["not_attempted"]) == (3, 3, 0)
+    assert [r["participant_id"] for r in finished["rows"][:3]] == [r["participant_id"] for r in cut["rows"][:3]]
+    assert len(response_json(call(api_event("GET", "/conversation/participants")))["items"]) == 6
+    assert len(received(aws.sqs, aws.queue_url)) == 6  # each greeted once, over both requests
+    trail = response_json(call(api_event("GET", "/conversation/audit")))["items"]
+    bulk_entries = [e for e in trail if e["action"] == "bulk_enroll"]
+    assert sorted(e["details"]["not_attempted"] for e in bulk_entries) == [0, 3]

@@ -300,6 +300,56 @@ def export_args(tmp_path: Path, *more: str) -> argparse.Namespace:
     return researcher.parser().parse_args(["export", "--out", str(tmp_path / "out"), *more])
 
 
+@dataclass(frozen=True)
+class RecordingApi(ScriptedApi):
+    """A ScriptedApi that keeps each request's body."""
+
+    bodies: list[str] = field(default_factory=list)
+
+    def call(self, method: str, path: str, body: bytes | None = None, content_type: str = "") -> Any:
+        self.bodies.append((body or b"").decode())
+        return super().call(method, path, body, content_type)
+
+
+def bulk_answer(*statuses: str) -> dict[str, Any]:
+    rows = [
+        {"row": n, "status": status, "participant_id": f"p{n}" if status == "created" else None}
+        for n, status in enumerate(statuses, start=1)
+    ]
+    return {"rows": rows}
+
+
+def test_rows_the_api_had_no_time_for_are_sent_again_and_keep_their_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "four.csv"
+    path.write_text("phone_number\n+12065550141\n+12065550142\n+12065550143\n+12065550144\n", encoding="utf-8")
+    api = RecordingApi(
+        "http://api.invalid",
+        "k",
+        "from --key",
+        answers=[
+            bulk_answer("created", "created", "not_attempted", "not_attempted"),
+            bulk_answer("created", "created"),
+        ],
+    )
+    lines: list[str] = []
+
+    code = researcher.enroll(api, str(path), lines.append)
+
+    assert code == 0
+    assert api.bodies[1] == "phone_number\n+12065550143\n+12065550144\n"  # only the rows not reached
+    assert [line.split()[:3] for line in lines[:4]] == [["row", str(n), "created"] for n in range(1, 5)]
+    assert lines[-1] == "4 created, 0 already enrolled, 0 with errors"
+
+
+def test_a_request_that_reached_no_row_is_a_failure_not_a_loop(tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("phone_number\n+12065550151\n+12065550152\n", encoding="utf-8")
+    api = scripted(bulk_answer("not_attempted", "not_attempted"))
+
+    with pytest.raises(researcher.Failure, match="enrolled none of rows 1-2"):
+        researcher.enroll(api, str(path), print)
+
+
 def test_a_failed_export_prints_the_jobs_error(tmp_path: Path) -> None:
     api = scripted(
         {"id": "e1", "status": "queued", "request": {"kinds": ["decisions"]}},

@@ -3,12 +3,18 @@
 Each row is enrolled as POST /participants would enroll it, so it is audited and greeted the same way. A bad
 row does not stop the good ones, and the answer reports every row. A number enrolled already is reported as
 `exists` with its participant's id, so sending the same file twice enrolls nobody twice.
+
+A request has a time limit (the function's, inside API Gateway's 29 seconds). Rows are started only while
+enough of it is left; the rest are answered `not_attempted`, so a large file on a slow day is never cut off
+in the middle with its answer lost: the researcher sends the same file again (or only those rows), and the
+rows enrolled already come back as `exists`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +26,12 @@ from coach.domain.participant import canonical_phone_number
 from coach.services.enrollment import EnrollmentService, EnrollParticipant
 
 MAX_ROWS = 200  # one request stays well inside API Gateway's 29 seconds
+# A row is started only with this many seconds of the request left: one row's enrollment (a transaction,
+# the allocation, the audit, the greeting's queue) and the answer take well under it.
+ROW_SECONDS_LEFT = 3.0
+NOT_ATTEMPTED = (
+    "not reached before the request's time ran out; send these rows again (rows already enrolled come back as exists)"
+)
 _COLUMNS = set(EnrollParticipant.model_fields)
 
 
@@ -45,7 +57,7 @@ class RowError(BaseModel):
 
 class RowResult(BaseModel):
     row: int = Field(description="1 for the first participant (in a CSV: the first line after the header)")
-    status: Literal["created", "exists", "error"]
+    status: Literal["created", "exists", "error", "not_attempted"]
     participant_id: str | None = None
     study_arm: str | None = None
     errors: list[RowError] = Field(default_factory=list)
@@ -55,6 +67,7 @@ class BulkResult(BaseModel):
     created: int
     exists: int
     errors: int
+    not_attempted: int = Field(0, description="Rows left for lack of time: send them again")
     rows: list[RowResult]
 
 
@@ -62,12 +75,29 @@ class BulkResult(BaseModel):
 class BulkEnrollment:
     enrollment: EnrollmentService
 
-    def enroll(self, body: BulkEnroll, actor: Actor = SYSTEM) -> BulkResult:
+    def enroll(
+        self, body: BulkEnroll, actor: Actor = SYSTEM, time_left: Callable[[], float] | None = None
+    ) -> BulkResult:
+        """Every row enrolled or answered; `time_left`: seconds this request may still take."""
         rows = body.participants if body.participants is not None else rows_of_csv(body.csv or "")
-        results = [self._row(n, row, actor) for n, row in enumerate(rows, start=1)]
-        counts = {status: sum(1 for r in results if r.status == status) for status in ("created", "exists", "error")}
+        results: list[RowResult] = []
+        for number, row in enumerate(rows, start=1):
+            if time_left is not None and time_left() < ROW_SECONDS_LEFT:
+                error = RowError(field="row", message=NOT_ATTEMPTED)
+                left = range(number, len(rows) + 1)
+                results += [RowResult(row=n, status="not_attempted", errors=[error]) for n in left]
+                break
+            results.append(self._row(number, row, actor))
+        statuses = ("created", "exists", "error", "not_attempted")
+        counts = {status: sum(1 for r in results if r.status == status) for status in statuses}
         self.enrollment.record(actor, "bulk_enroll", None, rows=len(results), **counts)
-        return BulkResult(created=counts["created"], exists=counts["exists"], errors=counts["error"], rows=results)
+        return BulkResult(
+            created=counts["created"],
+            exists=counts["exists"],
+            errors=counts["error"],
+            not_attempted=counts["not_attempted"],
+            rows=results,
+        )
 
     def _row(self, number: int, row: dict[str, Any], actor: Actor) -> RowResult:
         cleaned = {k: v for k, v in row.items() if v not in ("", None)} if isinstance(row, dict) else row
