@@ -82,6 +82,36 @@ def test_an_unanswered_nudge_records_its_reminder_and_no_reply(h: Harness) -> No
     assert (row.reminder_sent, row.replied, row.feedback_kind) == (True, False, None)
 
 
+def test_a_reply_in_the_window_counts_by_when_it_arrived_though_its_turn_ran_after_the_window(h: Harness) -> None:
+    participant = coached(h)
+    slot = morning(h)
+    h.fire_scheduled(participant)
+    h.clock.set(slot + timedelta(hours=4, minutes=50))
+    work = h.receive(participant, "did it!")  # stored at 4 h 50 min, in the window
+    h.clock.set(slot + timedelta(hours=6))  # the queue gets round to its turn after the window
+    h.service.handle(work)
+
+    [row] = rows(h, participant)
+    assert (row.replied, row.reply_minutes, row.feedback_kind) == (True, 290.0, "completed")
+    assert row.replied_at == slot + timedelta(hours=4, minutes=50)
+
+
+def test_a_text_sent_before_the_nudge_is_no_reply_to_it_and_the_next_one_is(h: Harness) -> None:
+    participant = coached(h)
+    slot = morning(h)
+    h.clock.set(slot - timedelta(minutes=1))
+    early = h.receive(participant, "thanks coach")  # arrives a minute before the decision point...
+    h.clock.set(slot)
+    h.fire_scheduled(participant)
+    h.service.handle(early)  # ...and its turn runs after the nudge went out
+    h.clock.set(slot + timedelta(minutes=20))
+    h.text(participant, "did it!")
+
+    [row] = rows(h, participant)
+    assert (row.replied, row.reply_minutes, row.feedback_kind) == (True, 20.0, "completed")
+    assert row.replied_at == slot + timedelta(minutes=20)
+
+
 def test_an_unavailable_decision_point_has_a_row_with_every_reason(h: Harness) -> None:
     participant = coached(h)
     h.enrollment.update(participant.id, UpdateParticipant(status=ParticipantStatus.PAUSED))

@@ -200,12 +200,19 @@ def _on_texts(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     for text in turn.texts:
         _remember(ctx, "user", text)
     if (outcome := ctx.flow.awaiting_outcome) is not None:
-        ctx.flow.awaiting_outcome = None  # the first reply decides the proximal outcome
-        if ctx.now <= outcome.until:
-            minutes = round((ctx.now - outcome.since).total_seconds() / 60, 1)
-            ctx.record(
-                "proximal_outcome", decision_id=outcome.decision_id, replied_at=ctx.now.isoformat(), minutes=minutes
-            )
+        # The first text that arrived after the decision point decides its proximal outcome (one sent before
+        # it, answered late, is no reply to it): in the window or not, by when it arrived.
+        arrivals = [at for at in (turn.received_at or [ctx.now]) if at >= outcome.since]
+        if arrivals:
+            ctx.flow.awaiting_outcome = None
+            if (replied_at := min(arrivals)) <= outcome.until:
+                minutes = round((replied_at - outcome.since).total_seconds() / 60, 1)
+                ctx.record(
+                    "proximal_outcome",
+                    decision_id=outcome.decision_id,
+                    replied_at=replied_at.isoformat(),
+                    minutes=minutes,
+                )
     if (pending := ctx.flow.pending_reminder) is not None:
         ctx.flow.pending_reminder = None  # answered: its schedule goes with it
         ctx.record("nudge_responded", nudge_key=pending.nudge_key, responded_at=ctx.now.isoformat())

@@ -58,6 +58,9 @@ class TurnInput(BaseModel):
     participant: Participant
     now: AwareDatetime
     texts: list[str] = Field(default_factory=list)
+    # When each of `texts` arrived, in the same order (else all at `now`): a proximal outcome is timed by
+    # the reply's arrival, not by when a queue got round to its turn.
+    received_at: list[AwareDatetime] = Field(default_factory=list)
     answering: str | None = None  # the id of the newest text answered: the flow records it as processed
     event: TurnEvent | None = None
     to_sub_state: SubState | None = None  # for TRANSITION: where the scheduled transition goes
@@ -74,6 +77,8 @@ class TurnInput(BaseModel):
     def _texts_or_event(self) -> Self:
         if bool(self.texts) == (self.event is not None):
             raise ValueError("a turn has inbound texts or an event, not both and not neither")
+        if self.received_at and len(self.received_at) != len(self.texts):
+            raise ValueError("received_at has one time per text")
         if self.event is TurnEvent.TRANSITION and self.to_sub_state is None:
             raise ValueError("a transition turn needs to_sub_state")
         if self.event is TurnEvent.ONE_OFF and not self.message:

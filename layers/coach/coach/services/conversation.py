@@ -48,6 +48,7 @@ class ConversationService:
                 participant=loaded.participant,
                 now=loaded.now,
                 texts=[m.body for m in answered],
+                received_at=[m.at for m in answered],
                 answering=newest,
             )
             result = self.coach.run(turn, time_left)
