@@ -208,3 +208,28 @@ def test_the_auth_token_can_come_from_the_twilio_secret(webhook: Resources, monk
     assert good["statusCode"] == 200
     assert bad["statusCode"] == 403
     assert [m.message_id for m in transcript(webhook, participant_id)] == [sms("hi")["MessageSid"]]
+
+
+def test_a_secrets_client_made_for_an_earlier_endpoint_is_forgotten_with_the_built_services(
+    webhook: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a secret read once while the environment pointed at an endpoint that is gone (a stopped local stack)
+    from aws_lambda_powertools.utilities import parameters
+
+    from coach.bootstrap import forget_built_services
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing answers
+    with pytest.raises(parameters.exceptions.GetParameterError):
+        parameters.get_secret("webhook-test/gone", max_age=0)
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    # When the services are forgotten, as the aws fixture and the local stack do between environments
+    forget_built_services()
+    # Then the next read is made in the environment of now (moto), not through the old client
+    secret = {"account_sid": "AC123", "auth_token": "token-from-the-secret", "from_number": "+12065550000"}
+    boto3.client("secretsmanager").create_secret(Name="webhook-test/twilio", SecretString=json.dumps(secret))
+    use_webhook(monkeypatch, TWILIO_SECRET_NAME="webhook-test/twilio")
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+    participant_id = enrolled(webhook)
+    good = call(twilio_event("/twilio/sms", sms("hi"), token="token-from-the-secret"))
+    assert good["statusCode"] == 200, good
+    assert [m.message_id for m in transcript(webhook, participant_id)] == [sms("hi")["MessageSid"]]

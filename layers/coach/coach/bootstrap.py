@@ -359,6 +359,11 @@ def forget_built_services() -> None:
     prompt_generator_settings.cache_clear()
     coach_settings.cache_clear()
     twilio_settings.cache_clear()
+    # powertools keeps its Secrets Manager client (and the values read) in module state: a client made for
+    # an earlier environment (a local stack's endpoint, gone) would answer every later secret read
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 # -- the Twilio webhook ------------------------------------------------------------------------
