@@ -118,7 +118,11 @@ def _type_of(base: Any) -> tuple[ColumnType, tuple[str, ...]]:
 
 def flat_record(record: BaseModel, columns: list[Column]) -> dict[str, Any]:
     """The record's JSON-ready values by column name (nested models flattened)."""
-    dumped = record.model_dump(mode="json")
+    return flat_values(record.model_dump(mode="json"), columns)
+
+
+def flat_values(dumped: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
+    """flat_record of a record dumped already (`model_dump(mode="json")`)."""
     return {c.name: _lookup(dumped, c.name) for c in columns}
 
 

@@ -44,7 +44,7 @@ from coach.domain.exports import (
     table_columns,
 )
 from coach.domain.participant import Participant
-from coach.domain.tables import Column, flat_record, to_cell
+from coach.domain.tables import Column, flat_values, to_cell
 from coach.ports import AuditLog, ExportFiles, ExportJobs, ExportQueue, Page
 from coach.services.enrollment import EnrollmentService
 
@@ -87,9 +87,9 @@ class _Table:
     identifiers: bool = False
 
     def write(self, record: BaseModel) -> None:
-        flat = flat_record(record, self.columns)
+        dumped = record.model_dump(mode="json")  # once, for both files
+        flat = flat_values(dumped, self.columns)
         self.writer.writerow({name: to_cell(value) for name, value in flat.items()})
-        dumped = record.model_dump(mode="json")
         if self.kind is ExportKind.PARTICIPANTS and not self.identifiers:
             dumped = {k: v for k, v in dumped.items() if k not in IDENTIFYING_FIELDS}
         self.jsonl_file.write(json.dumps(dumped, ensure_ascii=False, sort_keys=True) + "\n")
