@@ -24,6 +24,11 @@ for name, value in {
 os.environ.pop("AWS_ENDPOINT_URL", None)  # a local stack's endpoint must not leak into moto tests
 os.environ.pop("AWS_PROFILE", None)
 
+# The moto the tests use is the local stack's: as fast, and answering the same (tests/integration/test_moto_speed.py)
+from infra.local import moto_speed  # noqa: E402
+
+moto_speed.install()
+
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:

@@ -34,6 +34,7 @@ import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from infra.local import moto_speed
 from infra.local.config import ResearcherKey
 from infra.local.intrinsics import Intrinsics, PhysicalResource, TemplateError
 from infra.local.proxy import ApiKey
@@ -65,6 +66,7 @@ class MotoEndpoint:
     def start(self) -> str:
         # werkzeug logs every request moto serves; the gateway's access log already tells the story.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto_speed.install()
         app = PresignedUrlExpiry(SerialisedMoto(DomainDispatcherApplication(create_backend_app)), self._now)
         self._server = make_server(self._host, 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
