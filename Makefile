@@ -52,8 +52,11 @@ sms: $(STAMP)
 researcher: $(STAMP)
 	@eval set -- "$$ARGS"; $(PY) -m infra.researcher "$$@"
 
+# The suite in TEST_WORKERS processes (pytest-xdist), a test module per process at a time, so a module's
+# stack or fake starts once; TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -69,7 +72,7 @@ validate: $(SAM_STAMP)
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
 
 coverage: $(STAMP)
-	$(PY) -m pytest -q --cov --cov-report=term
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term
 
 check: lint typecheck cfn-lint validate coverage
 
