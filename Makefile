@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run chat sms researcher test check lint typecheck cfn-lint validate openapi coverage clean bench redrive
+.PHONY: help run chat sms researcher test study-week check lint typecheck cfn-lint validate openapi coverage clean bench redrive
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
@@ -19,6 +19,7 @@ help:
 	@echo "make sms FROM=+12065550100 BODY='hi'   text the running local stack as that number; prints the replies"
 	@echo "make researcher ARGS='export --out study-data'   the researchers' API from the command line (enroll, export, timeline, participants)"
 	@echo "make test      run the whole test suite"
+	@echo "make study-week   50 participants, a simulated week, the export checked (about 4 minutes)"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
 	@echo "make bench     speed and AWS request counts of the hot paths"
@@ -70,6 +71,11 @@ cfn-lint: $(STAMP)
 
 validate: $(SAM_STAMP)
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+# Issue 10's study at its full size: 50 participants from one CSV, a week on the virtual clock, the export
+# checked as a statistician would (the suite runs the same with 20).
+study-week: $(STAMP)
+	STUDY_PARTICIPANTS=50 STUDY_DAYS=7 $(PY) -m pytest -q tests/e2e/test_study_week.py
 
 coverage: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term

@@ -71,8 +71,10 @@ class RunningStack:
         key: str | None = "default",
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
     ) -> Reply:
-        """`key="default"` sends the stack's API key, None sends none, any other string sends that."""
+        """`key="default"` sends the stack's API key, None sends none, any other string sends that; `timeout`:
+        seconds to wait for the answer."""
         sent = dict(headers or {})
         if key is not None:
             sent["x-api-key"] = self.api_key if key == "default" else key
@@ -82,7 +84,7 @@ class RunningStack:
             sent.setdefault("content-type", "application/json")
         req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return Reply(resp.status, dict(resp.headers.items()), resp.read())
         except urllib.error.HTTPError as err:
             with err:
@@ -136,21 +138,24 @@ def clock_now(stack: RunningStack) -> datetime:
     return datetime.fromisoformat(reply.json()["now"])
 
 
-def advance(stack: RunningStack, minutes: int) -> list[dict[str, Any]]:
-    """Move the virtual clock on; what fired on the way (every attempt of every firing)."""
-    reply = stack.request("POST", "/_local/clock/advance", {"minutes": minutes}, key=None)
+def advance(stack: RunningStack, minutes: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Move the virtual clock on; what fired on the way (every attempt of every firing). `timeout`: seconds
+    the firings on the way may take (a morning of a whole study's nudges takes more than the default)."""
+    reply = stack.request("POST", "/_local/clock/advance", {"minutes": minutes}, key=None, timeout=timeout)
     assert reply.status == 200, reply.body
     fired: list[dict[str, Any]] = reply.json()["fired"]
     return fired
 
 
-def advance_to(stack: RunningStack, moment: datetime) -> list[dict[str, Any]]:
+def advance_to(stack: RunningStack, moment: datetime, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Move the virtual clock to just past `moment` (whole minutes, as the endpoint takes them)."""
-    return advance(stack, math.ceil((moment - clock_now(stack)) / timedelta(minutes=1)))
+    return advance(stack, math.ceil((moment - clock_now(stack)) / timedelta(minutes=1)), timeout)
 
 
-def drain(stack: RunningStack) -> None:
-    reply = stack.request("POST", "/_local/pump/drain", {"timeout_seconds": 20}, key=None)
+def drain(stack: RunningStack, seconds: float = 20.0) -> None:
+    """Until every queued turn (and export) has run, for at most `seconds`."""
+    body = {"timeout_seconds": seconds}
+    reply = stack.request("POST", "/_local/pump/drain", body, key=None, timeout=seconds + 10)
     assert reply.status == 200, reply.body
 
 
