@@ -4,6 +4,18 @@ Explicit requests ("no emojis please") apply at once. Implicit signals (short re
 own) move an exponential average per tag; a tag turns on at ≥ 0.7 and off at ≤ 0.4, so one odd
 message does not flip it back and forth, and at most one implicit update counts per 3 minutes, so a
 burst of quick texts is one signal, not five.
+
+An update that counts also moves every tag it did not observe toward 0, as if it had observed 0, so a
+tag nobody shows any more fades and turns off instead of staying on forever. Tags the person asked for
+in words are kept in `requested` and do not fade: most tags have no implicit signal at all, so fading
+would undo every request after a few messages. A request holds until the person asks for its partner;
+what their messages show still moves a requested tag (as it did before), and a requested tag that their
+behaviour turns off is no longer requested.
+
+Paired tags exclude each other. When one of a pair turns on, its partner goes off: to 0 when the person
+asked for the other one, to at most `DEMOTED_SCORE` when behaviour chose, so the loser needs fresh
+evidence to come back instead of sitting just under the threshold. When both would be on, the one asked
+for wins, else the stronger, else the first of the pair.
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coach.domain.sms_text import read_prefix
 
@@ -33,6 +45,7 @@ TONE_TAGS: tuple[str, ...] = (
     "default_actionable",
     "high_autonomy",
 )
+# The two tags of a pair exclude each other; on a tie the first wins, which is how `no_emojis` beats `emojis_ok`.
 PAIRED_TAGS: tuple[tuple[str, str], ...] = (
     ("concise", "detailed"),
     ("formal", "casual"),
@@ -40,9 +53,16 @@ PAIRED_TAGS: tuple[tuple[str, str], ...] = (
     ("warm_supportive", "neutral_professional"),
     ("direct_coach", "gentle_coach"),
 )
+# Weight of one implicit observation (and of one step of fading): small, so one message is a hint.
 ALPHA = 0.15
+# An off tag turns on at this score, from 0 after 8 steady observations.
 ON_AT = 0.7
+# An on tag turns off at this score; the gap to ON_AT keeps a tag from flickering.
 OFF_AT = 0.4
+# The loser of a pair drops to at most this when behaviour turns its partner on: clearly off, and
+# 6 steady observations from being on again (1 - (1 - 0.3) * 0.85**6 ≥ 0.7).
+DEMOTED_SCORE = 0.3
+# A burst of texts within this window is one implicit signal, not several.
 IMPLICIT_INTERVAL = timedelta(minutes=3)
 
 
@@ -56,13 +76,25 @@ def _partner(tag: str) -> str | None:
 
 
 class Tone(BaseModel):
-    """The active tags, the running score of each tag seen so far, and when implicit signals last counted."""
+    """The active tags, the ones asked for in words, the running score of each tag seen so far, and when
+    implicit signals last counted."""
 
     model_config = ConfigDict(extra="ignore")
 
     active: list[str] = Field(default_factory=list)
+    requested: list[str] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)
     last_implicit_update_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _requests_stored_before_they_were_named(cls, data: object) -> object:
+        """Tone stored without `requested` marked a request only by its score: a request sets 1.0, which
+        implicit signals never reach (rounded to 6 places they stall at 0.999997). Those tags stay requested."""
+        if isinstance(data, dict) and "requested" not in data:
+            scores = data.get("scores") or {}
+            data = {**data, "requested": [t for t in data.get("active") or () if scores.get(t) == 1.0]}
+        return data
 
     @property
     def emojis_allowed(self) -> bool:
@@ -73,20 +105,23 @@ class Tone(BaseModel):
 
     def with_explicit(self, tags: Iterable[str]) -> Tone:
         """Apply what the person asked for, at once. Unknown tags are ignored; `no_emojis` beats `emojis_ok`."""
-        requested = [t for t in dict.fromkeys(tags) if t in TONE_TAGS]
-        if "no_emojis" in requested and "emojis_ok" in requested:
-            requested.remove("emojis_ok")
-        active, scores = set(self.active), dict(self.scores)
-        for tag in requested:
+        asked = [t for t in dict.fromkeys(tags) if t in TONE_TAGS]
+        if "no_emojis" in asked and "emojis_ok" in asked:
+            asked.remove("emojis_ok")
+        active, requested, scores = set(self.active), set(self.requested), dict(self.scores)
+        for tag in asked:
             active.add(tag)
+            requested.add(tag)
             scores[tag] = 1.0
             if (partner := _partner(tag)) is not None:
                 active.discard(partner)
+                requested.discard(partner)
                 scores[partner] = 0.0
-        return self.model_copy(update={"active": _ordered(active), "scores": scores})
+        return self.model_copy(update={"active": _ordered(active), "requested": _ordered(requested), "scores": scores})
 
     def with_implicit(self, signals: Mapping[str, float], now: datetime) -> Tone:
-        """Move each tag's average toward what the person's behaviour suggests (0..1 per tag).
+        """Move each tag's average toward what the person's behaviour suggests (0..1 per tag), and every
+        other tag not asked for toward 0.
 
         Nothing changes within 3 minutes of the last implicit update.
         """
@@ -96,8 +131,9 @@ class Tone(BaseModel):
         last = self.last_implicit_update_at
         if last is not None and now - last < IMPLICIT_INTERVAL:
             return self
+        faded = {t: 0.0 for t in self.scores if t not in known and t not in self.requested}
         active, scores = set(self.active), dict(self.scores)
-        for tag, observed in known.items():
+        for tag, observed in (known | faded).items():
             score = (1 - ALPHA) * scores.get(tag, 0.0) + ALPHA * observed
             scores[tag] = round(score, 6)
             if score >= ON_AT:
@@ -105,11 +141,31 @@ class Tone(BaseModel):
             elif score <= OFF_AT:
                 active.discard(tag)
         for first, second in PAIRED_TAGS:
-            if first in active and second in active:
-                # Both crossed the threshold: the stronger one stays; on a tie the first of the pair
-                # (no_emojis over emojis_ok) wins.
-                active.discard(second if scores.get(first, 0.0) >= scores.get(second, 0.0) else first)
-        return self.model_copy(update={"active": _ordered(active), "scores": scores, "last_implicit_update_at": now})
+            on = [t for t in (first, second) if t in active]
+            if not on:
+                continue
+            winner = on[0] if len(on) == 1 else _pair_winner(first, second, scores, self.requested)
+            # Demote only when the pair changes hands or clashes, so a partner may still build up evidence
+            # while the other tag stays on.
+            if len(on) == 2 or winner not in self.active:
+                loser = second if winner == first else first
+                active.discard(loser)
+                scores[loser] = min(scores.get(loser, 0.0), DEMOTED_SCORE)
+        return self.model_copy(
+            update={
+                "active": _ordered(active),
+                "requested": [t for t in self.requested if t in active],
+                "scores": scores,
+                "last_implicit_update_at": now,
+            }
+        )
+
+
+def _pair_winner(first: str, second: str, scores: Mapping[str, float], requested: list[str]) -> str:
+    """Of a pair both on: the one asked for, else the stronger, else the first (no_emojis over emojis_ok)."""
+    rank_first = (first in requested, scores.get(first, 0.0))
+    rank_second = (second in requested, scores.get(second, 0.0))
+    return first if rank_first >= rank_second else second
 
 
 def _ordered(tags: set[str]) -> list[str]:
