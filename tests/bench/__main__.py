@@ -6,6 +6,7 @@
   python -m tests.bench turn          AWS requests per conversation turn as the transcript grows
   python -m tests.bench nudge         prompt-generator time and AWS requests per nudge, and a throughput projection
   python -m tests.bench text          our own code's time for a turn of long texts (1 and 10 coalesced, 1,600 chars)
+  python -m tests.bench feedback      how well replies to a nudge are read: accuracy on the labelled table, per kind
 
 Figures come from moto in this process: they compare our code paths, not AWS's latency (`text` runs the
 engine alone, without stores).
@@ -157,12 +158,21 @@ def text(runs: int = 5) -> None:
     print(f"    median of {runs} runs of run_turn in FEEDBACK, offline coach, no stores")
 
 
+def feedback() -> None:
+    """classify_feedback on the labelled replies of tests/unit/domain/feedback_examples.tsv: not a speed, but
+    kept with the benches so that `make bench` shows it beside them."""
+    from tests.bench.feedback import report
+
+    report(show)
+
+
 BENCHES: dict[str, Callable[[], None]] = {
     "cold-start": cold_start,
     "webhook": webhook,
     "turn": turn,
     "nudge": nudge,
     "text": text,
+    "feedback": feedback,
 }
 
 
