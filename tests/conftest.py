@@ -41,3 +41,9 @@ def log_lines() -> Iterator[io.StringIO]:
     logger.addHandler(handler)
     yield stream
     logger.removeHandler(handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked runs_first go first (the rest keep their order): pytest-xdist hands out modules in
+    this order, so the longest starts at once beside the others instead of last, alone."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_first") is None)

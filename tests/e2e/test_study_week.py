@@ -40,7 +40,7 @@ from tests.e2e.local_stack import RunningStack, clock_now, free_port, next_local
 
 # The study's set-up (enrollment, intake, the week) runs in the first test's set-up: longer than the suite's 120 s
 # a test at 50 participants
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.runs_first, pytest.mark.timeout(900)]
 
 # The study is 50 participants over 7 days: `make study-week` (about 4 minutes here). The suite runs a
 # week of 20, the same steps and checks in a size that keeps it under CI's 5 minutes.
