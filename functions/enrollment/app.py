@@ -219,6 +219,26 @@ def reset_participant(id: ParticipantId) -> ConversationView:
     return enrollment_service().reset(id, _actor())
 
 
+@app.delete(
+    "/conversation/participants/<id>/safety-flag",
+    summary="Clear a safety flag after review: nudges resume",
+    description=(
+        "A text that screened as a safety concern (self-harm, a medical emergency, abuse, eating-disorder risk) "
+        "got the crisis text, alerted the research team and flagged the participant: no nudges, reminders or "
+        "checks go out while `needs_review` is true. Clearing it is on the audit trail (with the optional "
+        "note); 404 when there is no flag."
+    ),
+    responses=error_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+def clear_safety_flag(
+    id: ParticipantId,
+    note: Annotated[str | None, Query(max_length=500, description="What the review found (audit trail)")] = None,
+) -> ParticipantDetail:
+    detail = enrollment_service().clear_safety_flag(id, _actor(), note)
+    logger.info("safety flag cleared", extra={"participant_id": id})
+    return detail
+
+
 @app.get(
     "/conversation/participants/<id>/messages",
     summary="The participant's transcript, oldest first",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from infra.local.alerts import AlertsExtension
 from infra.local.clock import ClockExtension
 from infra.local.fake_twilio import FakeTwilioExtension
 from infra.local.inventory import InventoryExtension
@@ -36,4 +37,5 @@ def default_extensions() -> list[Extension]:
         scheduler,
         ClockExtension(scheduler),  # advances through the scheduler's emulator
         InventoryExtension(),  # GET /_local/resources: moto's endpoint and the queues (infra.redrive --local)
+        AlertsExtension(),  # GET /_local/alerts: the safety alerts published to SNS
     ]

@@ -316,7 +316,7 @@ def provision(
     stack_name: str,
     plausible: Mapping[str, PhysicalResource] | None = None,
 ) -> dict[str, PhysicalResource]:
-    """Create the S3 buckets, table, queues, schedule groups and schedules in moto; their physical ids by
+    """Create the S3 buckets, table, queues, SNS topics, schedule groups and schedules in moto; their physical ids by
     logical id (a bucket's is its name, with the attributes of bucket_attributes).
 
     `plausible`: the made-up ids of what moto does not hold (plausible_resources), which schedules name:
@@ -365,6 +365,12 @@ def provision(
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created[logical_id] = PhysicalResource(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
+
+    sns = client("sns")
+    for logical_id in sorted(present & resources_of_type(dict(template), "AWS::SNS::Topic").keys()):
+        name = _name(scope(), logical_id, "TopicName", _kebab(stack_name, logical_id))
+        arn = sns.create_topic(Name=name)["TopicArn"]  # its Ref is the ARN; the e-mail subscriptions stay on AWS
+        created[logical_id] = PhysicalResource(arn, {"TopicArn": arn, "TopicName": name})
 
     scheduler = client("scheduler")
     for logical_id in present & resources_of_type(dict(template), "AWS::Scheduler::ScheduleGroup").keys():

@@ -267,6 +267,7 @@ def test_unknown_participant_is_404_on_every_route(aws: Resources) -> None:
         ("DELETE", "/conversation/participants/nobody", None),
         ("POST", "/conversation/participants/nobody/reset", None),
         ("GET", "/conversation/participants/nobody/messages", None),
+        ("DELETE", "/conversation/participants/nobody/safety-flag", None),
     ]:
         response = call(api_event(method, path, body=body))
         assert response["statusCode"] == 404, (method, path, response["body"])
@@ -642,3 +643,36 @@ def test_the_audit_cannot_be_changed_through_the_api(aws: Resources) -> None:
     for method in ("POST", "PUT", "DELETE"):
         response = call(api_event(method, "/conversation/audit"))
         assert response["statusCode"] in (404, 405), method
+
+
+def test_a_safety_flag_shows_on_the_participant_and_clearing_it_is_audited_once(aws: Resources) -> None:
+    # Given a participant a text flagged (as a turn saves it)
+    from datetime import UTC, datetime
+
+    from coach.bootstrap import enrollment_service
+    from coach.domain.flow import SafetyReview
+
+    participant_id = enroll()["id"]
+    store = enrollment_service().store
+    flow = store.get_flow_state(participant_id)
+    review = SafetyReview(category="crisis", rule="crisis.kill_myself", flagged_at=datetime(2026, 6, 1, tzinfo=UTC))
+    store.save_flow_state(flow.model_copy(update={"safety_review": review}))
+    shown = response_json(call(api_event("GET", f"/conversation/participants/{participant_id}")))
+    assert (shown["needs_review"], shown["safety_review"]["rule"]) == (True, "crisis.kill_myself")
+
+    # When a researcher clears it, with a note too long, then with one that fits, then again
+    path = f"/conversation/participants/{participant_id}/safety-flag"
+    too_long = call(api_event("DELETE", path, query={"note": "x" * 501}))
+    cleared = call(api_event("DELETE", path, query={"note": "spoke to them"}))
+    again = call(api_event("DELETE", path))
+
+    # Then the long note is refused naming it, the flag goes once, and the trail has one entry with the note
+    assert too_long["statusCode"] == 422
+    assert "note" in too_long["body"]
+    assert cleared["statusCode"] == 200, cleared["body"]
+    assert response_json(cleared)["needs_review"] is False
+    assert again["statusCode"] == 404
+    assert "no safety flag" in response_json(again)["error"]
+    trail = response_json(call(api_event("GET", "/conversation/audit", query={"participant_id": participant_id})))
+    [entry] = [e for e in trail["items"] if e["action"] == "clear_flag"]
+    assert (entry["details"]["rule"], entry["details"]["note"]) == ("crisis.kill_myself", "spoke to them")

@@ -16,6 +16,7 @@ from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.adapters.memory import (
     InMemoryLlmBudget,
     InMemoryParticipantStore,
+    InMemoryResearchAlerts,
     InMemoryScheduler,
     InMemoryWorkQueue,
     ManualClock,
@@ -133,6 +134,7 @@ class Harness:
     service: ConversationService
     enrollment: EnrollmentService
     build_nudges: Callable[..., NudgeService]
+    alerts: InMemoryResearchAlerts = field(default_factory=InMemoryResearchAlerts)
     texts: Iterator[int] = field(default_factory=itertools.count)
 
     def fire(self, participant: Participant, kind: str = "daily_nudge", **fields: Any) -> list[str]:
@@ -218,6 +220,7 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
             InMemoryLlmBudget(),
         )
         sms = FakeSms(clock=clock.now)
+        alerts = InMemoryResearchAlerts()
         config = ConversationSettings(table_name=table, **settings)
 
         def build(**overrides: Any) -> ConversationService:
@@ -229,6 +232,7 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
                 "clock": clock,
                 "language_model": lambda: language_model,
                 "budget": budget,
+                "alerts": alerts,
                 **overrides,
             }
             return build_conversation_service(config, **parts)
@@ -244,6 +248,7 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
                 clock=clock,
                 language_model=lambda: language_model,
                 budget=budget,
+                alerts=alerts,
             )
 
         ids = itertools.count(1)
@@ -255,5 +260,5 @@ def harness(kind: str, *, language_model: LanguageModel | None = None, **setting
             new_id=lambda: f"participant-{next(ids):04d}",  # reproducible, like a study's own ids
         )
         yield Harness(
-            participants, conversation, sms, scheduler, clock, queue, build, build(), enrollment, build_nudges
+            participants, conversation, sms, scheduler, clock, queue, build, build(), enrollment, build_nudges, alerts
         )

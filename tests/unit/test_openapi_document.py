@@ -33,6 +33,7 @@ def test_document_describes_every_route_and_the_error_shape() -> None:
         ("/conversation/participants/{id}", "put"),
         ("/conversation/participants/{id}", "delete"),
         ("/conversation/participants/{id}/reset", "post"),
+        ("/conversation/participants/{id}/safety-flag", "delete"),
         ("/conversation/participants/{id}/messages", "get"),
         ("/conversation/participants/{id}/events", "get"),
         ("/conversation/participants/{id}/decisions", "get"),

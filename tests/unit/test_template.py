@@ -34,6 +34,7 @@ RESEARCHER_ROUTES = {
     ("/conversation/participants/{id}", "PUT"),
     ("/conversation/participants/{id}", "DELETE"),
     ("/conversation/participants/{id}/reset", "POST"),
+    ("/conversation/participants/{id}/safety-flag", "DELETE"),
     ("/conversation/participants/{id}/messages", "GET"),
     ("/conversation/participants/{id}/events", "GET"),
     ("/conversation/participants/{id}/decisions", "GET"),
@@ -74,6 +75,7 @@ COACH_REACH = {
     "secretsmanager": {"TwilioSecretName", "OpenAISecretName"},
     "scheduler": {"NudgeScheduleGroup"},
     "iam": {"SchedulerInvokeRole"},
+    "sns": {"SafetyAlertTopic"},  # a safety flag's alert, from the participant's outbox
 }
 EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
     "EnrollmentFunction": {
@@ -101,10 +103,12 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"sqs:SendMessage", "iam:PassRole", "apigateway:GET", "s3:GetObject"},
     "WebhookFunction": TABLE_ACTIONS - {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
-    "ConversationFunction": TABLE_ACTIONS | SCHEDULE_ACTIONS | {"secretsmanager:GetSecretValue", "iam:PassRole"},
+    "ConversationFunction": TABLE_ACTIONS
+    | SCHEDULE_ACTIONS
+    | {"secretsmanager:GetSecretValue", "iam:PassRole", "sns:Publish"},
     "PromptGeneratorFunction": TABLE_ACTIONS
     | SCHEDULE_ACTIONS
-    | {"secretsmanager:GetSecretValue", "iam:PassRole", "sqs:SendMessage"},
+    | {"secretsmanager:GetSecretValue", "iam:PassRole", "sqs:SendMessage", "sns:Publish"},
     # It reads what it exports and writes only its job item and its files: no update, delete or send.
     "ExportFunction": {
         "dynamodb:GetItem",

@@ -25,6 +25,7 @@ from coach.ports import (
     LanguageModel,
     LlmBudget,
     ParticipantStore,
+    ResearchAlerts,
     ResearcherNames,
     Scheduler,
     SmsSender,
@@ -176,6 +177,7 @@ def build_conversation_service(
     clock: Clock | None = None,
     language_model: Callable[[], LanguageModel | None] | None = None,
     budget: LlmBudget | None = None,
+    alerts: ResearchAlerts | None = None,
 ) -> ConversationService:
     from coach.domain.reachability import QuietHours
     from coach.services.conversation import ConversationService
@@ -189,6 +191,7 @@ def build_conversation_service(
         clock=clock,
         language_model=language_model,
         budget=budget,
+        alerts=alerts,
     )
     return ConversationService(
         turns=turns,
@@ -198,6 +201,15 @@ def build_conversation_service(
         quiet_hours=QuietHours.parse(settings.quiet_hours_start, settings.quiet_hours_end),
         on_event=_report_conversation_event,
     )
+
+
+def _research_alerts(settings: ConversationSettings) -> ResearchAlerts | None:
+    """The safety alerts' topic, or None when the stack has none (each flag then records that it went unsent)."""
+    if not settings.safety_alert_topic_arn:
+        return None
+    from coach.adapters.sns_alerts import SnsResearchAlerts
+
+    return SnsResearchAlerts(settings.safety_alert_topic_arn, settings.stage)
 
 
 def _saved_turns(
@@ -210,6 +222,7 @@ def _saved_turns(
     clock: Clock | None,
     language_model: Callable[[], LanguageModel | None] | None,
     budget: LlmBudget | None,
+    alerts: ResearchAlerts | None,
 ) -> tuple[SavedTurns, TurnRunner]:
     """The unit of work and the engine runner the conversation function and the prompt generator share."""
     # Imported here, not at the top: the webhook shares this module and must start fast.
@@ -227,6 +240,7 @@ def _saved_turns(
         sender=sender or TwilioSmsSender(twilio_settings(), clock=clock),
         scheduler=scheduler,
         clock=clock,
+        alerts=alerts if alerts is not None else _research_alerts(settings),
     )
     turns = SavedTurns(
         participants=participants,
@@ -245,6 +259,7 @@ def _saved_turns(
         study_daily_tokens=settings.study_daily_llm_tokens,
         budget=budget or DynamoDBLlmBudget(settings.table_name),
         intensity_check=settings.intensity_check,
+        crisis_text=settings.crisis_text,
         arms=settings.arms,
         on_event=_report_conversation_event,
         on_metric=_report_metric,
@@ -263,6 +278,7 @@ def build_nudge_service(
     clock: Clock | None = None,
     language_model: Callable[[], LanguageModel | None] | None = None,
     budget: LlmBudget | None = None,
+    alerts: ResearchAlerts | None = None,
 ) -> NudgeService:
     """`target_arn`: what the schedules invoke (the prompt generator itself, from its Lambda context)."""
     from coach.domain.reachability import QuietHours
@@ -278,6 +294,7 @@ def build_nudge_service(
         clock=clock,
         language_model=language_model,
         budget=budget,
+        alerts=alerts,
     )
     return NudgeService(
         turns=turns,

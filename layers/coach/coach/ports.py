@@ -11,6 +11,7 @@ from typing import Generic, Protocol, TypeVar
 from coach.domain.audit import AuditEntry
 from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
+from coach.domain.effects import AlertResearchers
 from coach.domain.exports import ExportJob
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
@@ -217,6 +218,13 @@ class Scheduler(Protocol):
 
     def delete(self, name: str) -> None:
         """Remove the schedule; nothing to remove is fine."""
+
+
+class ResearchAlerts(Protocol):
+    """Where the research team hears of a safety flag at once (SNS, to the alarm e-mail)."""
+
+    def safety_flag(self, participant_id: str, alert: AlertResearchers) -> None:
+        """Raise DeliveryUnavailable when the alert could not be handed over (the outbox tries again)."""
 
 
 class WorkQueue(Protocol):

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coach.domain.arms import StudyArms, parse_study_arms
 from coach.domain.participant import valid_timezone
+from coach.domain.study_texts import DEFAULT_CRISIS_TEXT, checked_study_text
 
 
 class _Base(BaseSettings):
@@ -136,6 +137,15 @@ class ConversationSettings(StudySettings, SchedulerSettings, _Base):
         60, ge=0, le=900, description="The longest wait before a failed record's next try"
     )
     intensity_check: bool = Field(False, description="Ask 'a bit more, the same, or less?' once a day after a success")
+    crisis_text: str = Field(
+        DEFAULT_CRISIS_TEXT, description="The reply to a text that screens as a safety concern, sent whole"
+    )
+    safety_alert_topic_arn: str | None = Field(None, description="SNS topic told of every safety flag")
+
+    @field_validator("crisis_text")
+    @classmethod
+    def _crisis_text_fits(cls, value: str) -> str:
+        return checked_study_text("CRISIS_TEXT", value or DEFAULT_CRISIS_TEXT)  # empty: the built-in text
 
 
 class PromptGeneratorSettings(ConversationSettings):

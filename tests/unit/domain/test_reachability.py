@@ -1,4 +1,4 @@
-"""The reachability rule, as a table: every status x opt-out x consent x sub-state x purpose.
+"""The reachability rule, as a table: every status x opt-out x consent x sub-state x safety flag x time x purpose.
 
 The table below says, for each purpose, what one departure from a fully reachable participant (active, opted
 in, consented, in the feedback phase) does: the reason it adds, or "-" when it is no reason not to text.
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from coach.domain.flow import FlowState, SubState
+from coach.domain.flow import FlowState, SafetyReview, SubState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.reachability import Purpose, QuietHours, at_chosen_time, unreachable_reasons
 
@@ -38,10 +38,11 @@ TABLE = {
     "consent_unknown": ("-", "-", "no_consent", "no_consent", "no_consent", "no_consent", "-"),
     "consent_declined": ("consent_declined",) * 7,
     "in_intake": ("-", "-", "intake_incomplete", "intake_incomplete", "intake_incomplete", "-", "-"),
+    "in_review": ("-", "-", "needs_review", "needs_review", "needs_review", "needs_review", "-"),
     "quiet_hours": ("-", "-", "quiet_hours", "quiet_hours", "-", "quiet_hours", "quiet_hours"),
     "quiet_but_chosen": ("-", "-", "-", "quiet_hours", "-", "quiet_hours", "quiet_hours"),
 }
-# The order the rule lists reasons in (status, opt-out, consent, phase, time).
+# The order the rule lists reasons in (status, opt-out, consent, phase, safety review, time).
 ORDER = (
     "paused",
     "completed",
@@ -50,6 +51,7 @@ ORDER = (
     "no_consent",
     "consent_declined",
     "intake_incomplete",
+    "needs_review",
     "quiet_hours",
 )
 
@@ -61,6 +63,7 @@ STATUSES = {
 }
 CONSENTS = {True: None, None: "consent_unknown", False: "consent_declined"}
 SUB_STATES = {SubState.FEEDBACK: None, SubState.INTAKE: "in_intake"}
+REVIEWS = {False: None, True: "in_review"}  # a safety flag waiting for a researcher
 TIMES = {time(12, 0): None, time(22, 0): "quiet_hours", time(23, 0): "quiet_but_chosen"}  # chosen: 23:00
 
 
@@ -77,9 +80,11 @@ def who(status: ParticipantStatus = ParticipantStatus.ACTIVE, opted_out: bool = 
     )
 
 
-def flow(consent: bool | None = True, sub_state: SubState = SubState.FEEDBACK) -> FlowState:
+def flow(consent: bool | None = True, sub_state: SubState = SubState.FEEDBACK, flagged: bool = False) -> FlowState:
     state = FlowState.start("p-1", "", NOW)
     state.consent, state.sub_state = consent, sub_state
+    if flagged:
+        state.safety_review = SafetyReview(category="crisis", rule="crisis.test", flagged_at=NOW)
     state.user_profile.preferred_time = "23:00"
     return state
 
@@ -101,23 +106,25 @@ def test_a_deleted_participant_gets_nothing_for_any_purpose(purpose: Purpose) ->
 
 
 @pytest.mark.parametrize(
-    ("status", "opted_out", "consent", "sub_state", "local", "purpose"),
-    list(itertools.product(STATUSES, (False, True), CONSENTS, SUB_STATES, TIMES, PURPOSES)),
+    ("status", "opted_out", "consent", "sub_state", "flagged", "local", "purpose"),
+    list(itertools.product(STATUSES, (False, True), CONSENTS, SUB_STATES, REVIEWS, TIMES, PURPOSES)),
 )
 def test_every_combination_gives_exactly_the_reasons_of_its_departures(
     status: ParticipantStatus,
     opted_out: bool,
     consent: bool | None,
     sub_state: SubState,
+    flagged: bool,
     local: time,
     purpose: Purpose,
 ) -> None:
     # Given a participant departing from "fully reachable" in these ways
     departures = [STATUSES[status], "opted_out" if opted_out else None, CONSENTS[consent], SUB_STATES[sub_state]]
-    departures.append(TIMES[local])
+    departures += [REVIEWS[flagged], TIMES[local]]
 
     # When the rule is asked about a text for this purpose at that local time
-    reasons = unreachable_reasons(who(status, opted_out), flow(consent, sub_state), purpose, local=local, quiet=QUIET)
+    state = flow(consent, sub_state, flagged)
+    reasons = unreachable_reasons(who(status, opted_out), state, purpose, local=local, quiet=QUIET)
 
     # Then it gives every reason the table gives for those departures, and nothing else
     assert reasons == expected(departures, purpose)

@@ -19,7 +19,8 @@ from typing import TypeVar
 
 from coach.domain.audit import AuditEntry
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
-from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
+from coach.domain.effects import AlertResearchers
+from coach.domain.errors import Conflict, DeliveryUnavailable, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.exports import ExportJob
 from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent
@@ -238,6 +239,20 @@ class ManualClock:
     def set(self, moment: datetime) -> datetime:
         self._now = moment
         return moment
+
+
+class InMemoryResearchAlerts:
+    """Implements coach.ports.ResearchAlerts: the alerts published, in order; `failing` makes the next ones
+    raise DeliveryUnavailable (an SNS outage)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, AlertResearchers]] = []
+        self.failing = False
+
+    def safety_flag(self, participant_id: str, alert: AlertResearchers) -> None:
+        if self.failing:
+            raise DeliveryUnavailable("the alert topic is unreachable (simulated)")
+        self.sent.append((participant_id, alert))
 
 
 class InMemoryScheduler:

@@ -20,9 +20,10 @@ from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt
 from coach.bots.turn import Outgoing, TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
 from coach.domain import intensity
 from coach.domain.chat import LanguageModelUnavailable
-from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingOutcome, PendingReminder, SubState
+from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingOutcome, PendingReminder, SafetyReview, SubState
 from coach.domain.message import MAX_BODY_CHARS
 from coach.domain.reachability import Purpose, unreachable_reasons
+from coach.domain.safety import SafetyHit, screen
 from coach.domain.sms_text import is_emoji, shape_sms
 from coach.domain.tone import implicit_tone_signals, requested_tone_tags
 from coach.ports import LanguageModel
@@ -141,7 +142,7 @@ def _account(ctx: TurnContext, allowance: LlmAllowance, coach: str) -> None:
     )
 
 
-Replies = tuple[list[Outgoing], str]  # the texts and who wrote them: "llm", "offline" or "none"
+Replies = tuple[list[Outgoing], str]  # the texts and who wrote them: "llm", "offline", "safety" or "none"
 _NOTHING: Replies = ([], "none")
 
 
@@ -216,6 +217,8 @@ def _on_texts(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     if (pending := ctx.flow.pending_reminder) is not None:
         ctx.flow.pending_reminder = None  # answered: its schedule goes with it
         ctx.record("nudge_responded", nudge_key=pending.nudge_key, responded_at=ctx.now.isoformat())
+    if (hit := _screened(turn.texts)) is not None:
+        return _safety_reply(ctx, turn, hit)
     if reasons := _unreachable(ctx, turn, Purpose.REPLY):
         return _withheld(ctx, turn, Purpose.REPLY, reasons)
     text = "\n".join(turn.texts)
@@ -238,6 +241,27 @@ def _on_texts(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
         elif _ask_intensity(ctx):
             outgoing.append(Outgoing(text=intensity.QUESTION, purpose=Purpose.INTENSITY_CHECK))
     return outgoing, coach
+
+
+def _screened(texts: list[str]) -> SafetyHit | None:
+    """The first safety concern in the turn's texts, if any (coach.domain.safety)."""
+    return next((hit for hit in map(screen, texts) if hit is not None), None)
+
+
+def _safety_reply(ctx: TurnContext, turn: TurnInput, hit: SafetyHit) -> Replies:
+    """Before every bot, LLM or offline: a text that screens as a safety concern gets the crisis text and no
+    habit content, the participant is flagged for a researcher's review (nothing the system starts itself
+    goes out until it is cleared: the reachability rule), and the event (which rule, not the text) alerts
+    the research team (coach.services.turns saves the alert with the turn). Flagged and alerted even when
+    no reply may go out (opted out, withdrawn): the people running the study still need to know."""
+    ctx.flow.safety_review = SafetyReview(
+        category=hit.category.value, rule=hit.rule, flagged_at=ctx.now, message_id=turn.answering
+    )
+    ctx.flow.offered_try_now = False  # "ok" to the crisis text is no answer to a habit offer
+    ctx.record("safety_flag", category=hit.category.value, rule=hit.rule, sub_state=ctx.flow.sub_state.value)
+    if reasons := _unreachable(ctx, turn, Purpose.REPLY):
+        return _withheld(ctx, turn, Purpose.REPLY, reasons)
+    return _for(Purpose.REPLY, [turn.crisis_text], "safety")
 
 
 def _succeeded(ctx: TurnContext) -> bool:

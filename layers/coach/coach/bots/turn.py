@@ -16,6 +16,7 @@ from coach.domain.message import ResearchEvent
 from coach.domain.participant import Participant
 from coach.domain.profile import UserProfile
 from coach.domain.reachability import Purpose, QuietHours
+from coach.domain.study_texts import DEFAULT_CRISIS_TEXT
 from coach.domain.times import parse_time
 
 PROFILE_TEXT_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
@@ -68,6 +69,7 @@ class TurnInput(BaseModel):
     override_quiet_hours: bool = False  # for ONE_OFF: the researcher chose to send in quiet hours
     firing: Firing | None = None  # DAILY_NUDGE, REMINDER, TRANSITION fired by a schedule
     quiet_hours: QuietHours | None = None  # when texts we start ourselves must wait (the reachability rule)
+    crisis_text: str = DEFAULT_CRISIS_TEXT  # the reply to a text that screens as a safety concern (CRISIS_TEXT)
     intensity_check: bool = False  # the study asks "a bit more, the same, or less?" once a day after a success
     daily_llm_calls: int | None = None  # LLM calls per participant per local day (failed ones too); then offline
     daily_llm_tokens: int | None = None  # LLM tokens per participant per local day; then offline
@@ -104,7 +106,8 @@ class TurnResult(BaseModel):
     flow: FlowState
     texts: list[Outgoing] = Field(default_factory=list)  # already shaped for SMS, in sending order
     events: list[ResearchEvent] = Field(default_factory=list)
-    coach: Literal["llm", "offline", "researcher", "none"] = "none"  # who wrote it; "none" when nothing was sent
+    # who wrote it ("safety": the crisis text, coach.domain.safety); "none" when nothing was sent
+    coach: Literal["llm", "offline", "researcher", "safety", "none"] = "none"
 
     @property
     def replies(self) -> list[str]:

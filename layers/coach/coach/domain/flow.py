@@ -60,6 +60,18 @@ class PendingTransition(BaseModel):
     due_at: datetime
 
 
+class SafetyReview(BaseModel):
+    """A text that screened as a safety concern (coach.domain.safety): nudges wait until a researcher has
+    reviewed it and cleared the flag. Which rule matched, never a copy of the text."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    category: str
+    rule: str
+    flagged_at: datetime
+    message_id: str | None = None  # the inbound text it was found in (the transcript holds the text)
+
+
 class DailySchedule(BaseModel):
     """The daily nudge: local time HH:MM, read in the participant's timezone (their record says which).
 
@@ -105,6 +117,7 @@ class FlowState(BaseModel):
     # The optional once-a-day intensity check: the local day it was last asked, and whether we await the answer.
     intensity_checked_on: str | None = None
     awaiting_intensity: bool = False
+    safety_review: SafetyReview | None = None  # flagged: no nudges, reminders or checks until cleared
     created_at: datetime
     updated_at: datetime
     version: int = 1
@@ -117,13 +130,15 @@ class FlowState(BaseModel):
     def reset(self, now: datetime) -> FlowState:
         """Back to intake with an empty profile and history; the transcript items are not touched.
 
-        Consent is kept (it was given once). The daily nudge, the pending reminder and transition go: with
-        them go their schedules, which derive from this state.
+        Consent is kept (it was given once), and so is a safety flag (only a researcher's review clears it).
+        The daily nudge, the pending reminder and transition go: with them go their schedules, which derive
+        from this state.
         """
         return FlowState(
             participant_id=self.participant_id,
             participant_background=self.participant_background,
             consent=self.consent,
+            safety_review=self.safety_review,
             created_at=self.created_at,
             updated_at=now,
             version=self.version,

@@ -14,7 +14,9 @@ decided). An answer of no is the list of every reason, recorded by whoever asked
 | transition      | a delayed move     | no     | given         | no                       | yes              |
 | one_off         | a researcher       | yes    | not declined  | no                       | yes, unless told |
 
-Nobody gets anything once deleted, opted out, withdrawn, completed or after declining consent.
+Nobody gets anything once deleted, opted out, withdrawn, completed or after declining consent. While a
+safety flag awaits a researcher's review (`needs_review`), only texts a person answers or a researcher writes
+go out: reply, greeting, one-off.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ _NEED_CONSENT = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.INTENSITY_CH
 _NEED_FEEDBACK_PHASE = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.INTENSITY_CHECK})
 _QUIET = frozenset({Purpose.NUDGE, Purpose.REMINDER, Purpose.TRANSITION, Purpose.ONE_OFF})
 _NEVER = (ParticipantStatus.WITHDRAWN, ParticipantStatus.COMPLETED)
+_WHILE_IN_REVIEW = _WHILE_PAUSED  # what a flagged participant may still get: nothing the system starts itself
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ def unreachable_reasons(
             reasons.append("no_consent")
         if flow.sub_state is SubState.INTAKE and purpose in _NEED_FEEDBACK_PHASE:
             reasons.append("intake_incomplete")
+        if flow.safety_review is not None and purpose not in _WHILE_IN_REVIEW:
+            reasons.append("needs_review")
     if local is not None and quiet is not None and purpose in _QUIET and quiet.contains(local):
         chosen = flow.user_profile.preferred_time if flow is not None else None
         if not (purpose is Purpose.NUDGE and at_chosen_time(chosen, local)):

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from coach.domain.arms import StudyArms, allocation, default_study_arms
 from coach.domain.audit import SYSTEM, Action, Actor, AuditEntry, FieldChange, field_changes
 from coach.domain.decisions import DecisionPoint
-from coach.domain.errors import Conflict, InvalidField, PhoneNumberTaken
-from coach.domain.flow import FlowState, SubState
+from coach.domain.errors import Conflict, InvalidField, NotFound, PhoneNumberTaken
+from coach.domain.flow import FlowState, SafetyReview, SubState
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.nudges import next_slot
 from coach.domain.participant import (
@@ -84,6 +84,10 @@ class ParticipantDetail(Participant):
     daily_time: str | None = Field(None, description="The daily nudge's local time (HH:MM), once intake set it")
     next_nudge_at: datetime | None = Field(None, description="The next scheduled decision point, in UTC")
     pending_reminder_at: datetime | None = Field(None, description="When the pending reminder is due, in UTC")
+    needs_review: bool = Field(
+        False, description="A text screened as a safety concern: no nudges until a researcher clears the flag"
+    )
+    safety_review: SafetyReview | None = Field(None, description="The flag: category, rule and when (no text)")
 
 
 class ConversationView(BaseModel):
@@ -182,7 +186,37 @@ class EnrollmentService:
             daily_time=schedule.time if schedule else None,
             next_nudge_at=next_nudge,
             pending_reminder_at=flow.pending_reminder.due_at if flow.pending_reminder else None,
+            needs_review=flow.safety_review is not None,
+            safety_review=flow.safety_review,
         )
+
+    def clear_safety_flag(
+        self, participant_id: str, actor: Actor = SYSTEM, note: str | None = None
+    ) -> ParticipantDetail:
+        """A researcher has reviewed the flagged text: nudges resume with the next decision point. NotFound when
+        there is no flag (cleared already, or never raised)."""
+        self.store.get_participant(participant_id)
+        for attempt in range(UPDATE_ATTEMPTS):
+            now = self.clock.now()
+            flow = self.store.get_flow_state(participant_id)
+            review = flow.safety_review
+            if review is None:
+                raise NotFound(f"participant {participant_id} has no safety flag to clear")
+            flag = {"category": review.category, "rule": review.rule, "flagged_at": review.flagged_at.isoformat()}
+            event = ResearchEvent(
+                participant_id=participant_id, kind="safety_flag_cleared", at=now, data={**flag, "by": actor.name}
+            )
+            entry = self._entry(actor, "clear_flag", now, participant_id, None, **flag, note=note)
+            try:
+                self.store.save_flow_state(
+                    flow.model_copy(update={"safety_review": None, "updated_at": now}), [event], audit=[entry]
+                )
+            except Conflict:
+                if attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                continue
+            return self.detail(participant_id)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def decisions(self, participant_id: str, *, limit: int, next_token: str | None) -> Page[DecisionPoint]:
         self.store.get_participant(participant_id)

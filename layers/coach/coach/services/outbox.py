@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from pydantic import TypeAdapter
 
 from coach.domain.decisions import DecisionUpdate
-from coach.domain.effects import OutboxEffect, ReconcileSchedules
-from coach.domain.errors import Conflict, DeliveryRejected
+from coach.domain.effects import AlertResearchers, OutboxEffect, ReconcileSchedules
+from coach.domain.errors import Conflict, DeliveryRejected, DeliveryUnavailable
 from coach.domain.message import ResearchEvent
 from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState, callback_params
 from coach.domain.participant import Participant
 from coach.domain.reachability import unreachable_reasons
-from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler, SentSms, SmsSender
+from coach.ports import Clock, ConversationStore, ParticipantStore, ResearchAlerts, Scheduler, SentSms, SmsSender
 from coach.services.opt_out import set_opted_out
 from coach.services.schedules import reconcile_stored, stored_state
 
@@ -40,6 +40,7 @@ class OutboxDispatcher:
     sender: SmsSender
     scheduler: Scheduler
     clock: Clock
+    alerts: ResearchAlerts | None = None  # None: no alert topic configured (recorded as such)
 
     def flush(self, participant_id: str, just_saved: Sequence[OutboxItem] = ()) -> None:
         """Finish every open item of the participant: schedule changes, then texts oldest first.
@@ -48,6 +49,7 @@ class OutboxDispatcher:
         moment behind a write. Raises DeliveryUnavailable (or a scheduler error) for the caller to retry.
         """
         keys = {item.key: item for item in [*self.conversation.open_outbox(participant_id), *just_saved]}
+        alert_failed: DeliveryUnavailable | None = None
         # Schedules first: they follow the stored state whatever happens to the texts, so a Twilio outage
         # cannot keep a reminder from being scheduled or a withdrawn participant's schedule from going.
         for item in sorted(keys.values(), key=lambda i: (i.kind is OutboxKind.SMS, i.created_at, i.key)):
@@ -61,6 +63,12 @@ class OutboxDispatcher:
                     self._carry_out(fresh)
             except Conflict:
                 continue  # another runner moved this item meanwhile: it is theirs to finish
+            except DeliveryUnavailable as exc:
+                if fresh.kind is OutboxKind.SMS or not _is_alert(fresh):
+                    raise
+                alert_failed = exc  # the crisis text still goes; the alert is tried again on the retry
+        if alert_failed is not None:
+            raise alert_failed
 
     def _send(self, item: OutboxItem) -> None:
         participant, flow = stored_state(self.participants, item.participant_id)
@@ -128,6 +136,15 @@ class OutboxDispatcher:
         if isinstance(effect, ReconcileSchedules):
             # From the state stored now, not the one that wrote the item: a newer turn's state wins.
             reconcile_stored(self.participants, self.scheduler, item.participant_id, self.clock.now(), effect.names)
+        elif isinstance(effect, AlertResearchers):
+            if self.alerts is None:
+                event = self._event(item, "safety_alert_unsent", category=effect.category, reason="no_alert_topic")
+                self._finish(item, OutboxState.CANCELLED, events=[event])
+                return
+            self.alerts.safety_flag(item.participant_id, effect)
+            event = self._event(item, "safety_alert_sent", category=effect.category, rule=effect.rule)
+            self._finish(item, OutboxState.SENT, events=[event])
+            return
         self._finish(item, OutboxState.SENT)
 
     def _finish(
@@ -149,6 +166,10 @@ class OutboxDispatcher:
         return ResearchEvent(
             participant_id=item.participant_id, kind=kind, at=self.clock.now(), data={"outbox_key": item.key, **data}
         )
+
+
+def _is_alert(item: OutboxItem) -> bool:
+    return (item.effect or {}).get("kind") == "alert_researchers"
 
 
 def _ledger(

@@ -4,7 +4,8 @@ transaction, then carry out the outbox. The conversation function and the prompt
 
 A lost race (Conflict) loads again and decides again; work found saved already (AlreadyDone) only
 finishes the outbox. Whatever the turn changed in the schedules the state calls for travels in the
-outbox as one ReconcileSchedules item, so the Scheduler follows the saved state even after a crash.
+outbox as one ReconcileSchedules item, so the Scheduler follows the saved state even after a crash; each
+safety flag the turn raised travels as an AlertResearchers item, so the research team hears of it even then.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from coach.bots.engine import run_turn
 from coach.bots.turn import TurnInput, TurnResult
 from coach.domain.arms import StudyArms, arm_of, default_study_arms
 from coach.domain.decisions import UNCLASSIFIED_FEEDBACK, DecisionPoint, DecisionUpdate
-from coach.domain.effects import ReconcileSchedules
+from coach.domain.effects import AlertResearchers, ReconcileSchedules
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
 from coach.domain.flow import FlowState
 from coach.domain.message import Direction, Message, ResearchEvent
@@ -26,6 +27,7 @@ from coach.domain.outbox import OutboxItem, OutboxKind
 from coach.domain.participant import Participant
 from coach.domain.reachability import Purpose
 from coach.domain.schedules import changed_schedules, desired_schedules
+from coach.domain.study_texts import DEFAULT_CRISIS_TEXT
 from coach.ports import Clock, ConversationStore, LanguageModel, LlmBudget, ParticipantStore
 from coach.services.outbox import OutboxDispatcher
 
@@ -73,6 +75,7 @@ class TurnRunner:
     study_daily_tokens: int | None = None  # None or 0: no study-wide budget
     budget: LlmBudget | None = None
     intensity_check: bool = False
+    crisis_text: str = DEFAULT_CRISIS_TEXT
     arms: StudyArms = field(default_factory=default_study_arms)
     on_event: EventSink = lambda kind, data: None
     on_metric: MetricSink = lambda name, value: None
@@ -93,6 +96,7 @@ class TurnRunner:
                 "daily_llm_calls": self.daily_llm_calls,
                 "daily_llm_tokens": self.daily_llm_tokens,
                 "llm_off_reason": off,
+                "crisis_text": self.crisis_text,
             }
         )
         result = run_turn(turn, llm=llm, segment_budget=self.segment_budget, time_left=time_left)
@@ -112,6 +116,9 @@ class TurnRunner:
                 self.on_metric(f"LlmFallback_{event.data.get('kind', 'unavailable')}", 1.0)
             elif event.kind == "llm_daily_cap":
                 self.on_event("llm_daily_cap", {"participant_id": turn.participant.id})
+            elif event.kind == "safety_flag":  # in the log at once (the alert follows through the outbox)
+                data = {"participant_id": turn.participant.id, **event.data}
+                self.on_event("safety_flag", data)
 
 
 def planned_turn(
@@ -255,6 +262,17 @@ class SavedTurns:
                     kind=OutboxKind.EFFECT,
                     created_at=loaded.now,
                     effect=ReconcileSchedules(names=names).model_dump(mode="json"),
+                )
+            )
+        for n, flag in enumerate(e for e in plan.events if e.kind == "safety_flag"):
+            alert = AlertResearchers(category=flag.data["category"], rule=flag.data["rule"], flagged_at=flag.at)
+            outbox.append(
+                OutboxItem(
+                    participant_id=loaded.participant.id,
+                    key=f"{plan.key}#alert{n}",
+                    kind=OutboxKind.EFFECT,
+                    created_at=loaded.now,
+                    effect=alert.model_dump(mode="json"),
                 )
             )
         self.conversation.save_turn(
