@@ -196,3 +196,33 @@ def test_a_nudge_firing_past_its_window_sends_nothing_and_records_the_expiry() -
     [expired] = [e for e in chat.last.events if e.kind == "nudge_expired"]
     assert expired.data["reason"] == "fired_after_its_window"
     assert chat.flow.pending_reminder is None
+
+
+def test_an_llm_reply_with_advice_numbers_or_a_link_is_not_sent_and_the_offline_coach_answers() -> None:
+    # Given a model that saves a profile field and then writes diet advice with a link
+    model = ScriptedModel(
+        [
+            calls(("save_user_profile", '{"habit_domain": "juggling"}')),
+            ModelReply(content="Cut carbs and stay under 1200 calories a day, see www.example.com"),
+        ]
+    )
+    chat = consented(model)
+
+    # When the participant answers the intake question
+    reply = chat.text("healthy eating")
+
+    # Then the offline coach answers, the model's tools leave no trace, and the record says which checks failed
+    assert reply == ["Why does this matter to you right now?"]
+    assert chat.last.coach == "offline"
+    assert chat.flow.user_profile.habit_domain == "healthy eating"
+    [fallback] = [e.data for e in chat.last.events if e.kind == "llm_fallback"]
+    assert fallback["kind"] == "output_check"
+    assert {"link", "calories_or_weight_numbers", "diet_advice"} <= set(fallback["reasons"])
+
+
+def test_an_llm_reply_that_passes_the_output_check_goes_out() -> None:
+    model = ScriptedModel([ModelReply(content="Nice! Why does eating well matter to you?")])
+    chat = consented(model)
+
+    assert chat.text("healthy eating") == ["Nice! Why does eating well matter to you?"]
+    assert chat.last.coach == "llm"

@@ -23,7 +23,7 @@ from coach.domain.chat import LanguageModelUnavailable
 from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingOutcome, PendingReminder, SafetyReview, SubState
 from coach.domain.message import MAX_BODY_CHARS
 from coach.domain.reachability import Purpose, unreachable_reasons
-from coach.domain.safety import SafetyHit, screen
+from coach.domain.safety import SafetyHit, check_coach_output, screen
 from coach.domain.sms_text import is_emoji, shape_sms
 from coach.domain.tone import implicit_tone_signals, requested_tone_tags
 from coach.ports import LanguageModel
@@ -190,8 +190,13 @@ def _coach_reply(ctx: TurnContext, llm: _Llm | None, text: str, instruction: str
         except LanguageModelUnavailable as exc:
             ctx.record("llm_fallback", kind=exc.kind, reason=str(exc)[:200])
         else:
-            ctx.flow, ctx.events = trial.flow, trial.events
-            return [reply], "llm"
+            # What the LLM wrote goes out only when it gives no medical or diet advice, no calorie or weight
+            # numbers and no links (coach.domain.safety); else the offline coach answers, and the record says why.
+            if refused := check_coach_output(reply):
+                ctx.record("llm_fallback", kind="output_check", reason=", ".join(refused), reasons=refused)
+            else:
+                ctx.flow, ctx.events = trial.flow, trial.events
+                return [reply], "llm"
     if instruction is not None:
         return daily_nudge(ctx), "offline"
     return offline_reply(ctx, text), "offline"
