@@ -4,6 +4,7 @@ said, the reminder, an expiry, a slot the watchdog found missing. On DynamoDB (m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -185,7 +186,9 @@ class WritesNudges:
         if not self.up:
             raise LanguageModelUnavailable("down for intake", kind="server_error", calls=1)
         usage = TokenUsage(prompt_tokens=900, completion_tokens=40, model="gpt-test-1")
-        return ModelReply(content="After your coffee, 10 slow squats!", usage=usage)
+        [system, *_] = messages  # type: ignore[misc]
+        habit = re.search(r"exactly this habit, in your own words\): (.+)", system.content).group(1)
+        return ModelReply(content=f"After your morning coffee, try {habit}. Reply DONE!", usage=usage)
 
 
 def test_an_llm_written_nudge_records_its_model_prompts_and_tokens() -> None:

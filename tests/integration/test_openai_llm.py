@@ -13,7 +13,7 @@ from coach.bots.llm_coach import MAX_ROUNDS
 from coach.bots.turn import TurnEvent
 from coach.domain.flow import SubState
 from coach.settings import CoachSettings
-from tests.support.openai_server import HANG, ScriptedServer, completion, scripted_server
+from tests.support.openai_server import HANG, Raw, ScriptedServer, completion, error, scripted_server
 from tests.unit.bots.conversation import Conversation
 
 
@@ -182,16 +182,56 @@ def test_server_errors_after_the_retries_get_the_offline_coach(server: ScriptedS
     assert chat.last.coach == "offline"
 
 
-def test_a_daily_nudge_in_llm_mode_asks_the_model_for_the_prompt(server: ScriptedServer) -> None:
-    # Given a participant who finished intake offline
+def coached_then_llm(server: ScriptedServer) -> tuple[Conversation, str]:
+    """A participant who finished intake offline, from now on with the LLM; the habit they agreed to."""
     chat = Conversation()
     chat.through_intake()
     chat.llm = model(server)
-    server.script = [completion(None, ("generate_habit_prompt", "{}")), completion("After your coffee: 10 squats!")]
+    habit = chat.flow.user_profile.habit
+    assert habit is not None
+    return chat, habit
 
-    assert chat.event(TurnEvent.DAILY_NUDGE) == ["After your coffee: 10 squats!"]
-    assert chat.flow.user_profile.total_prompts == 2
-    assert server.requests[0]["messages"][-1]["content"].startswith("Event: the daily nudge is due.")
+
+def test_a_daily_nudge_in_llm_mode_is_the_models_validated_prompt_on_record_as_the_llms(server: ScriptedServer) -> None:
+    chat, habit = coached_then_llm(server)
+    written = f"After your morning coffee, try {habit}: one minute. Reply DONE when you have!"
+    server.script = [completion(written)]
+
+    assert chat.event(TurnEvent.DAILY_NUDGE) == [written]
+    assert chat.last.coach == "llm"
+    [request] = server.requests
+    assert "tools" not in request or not request["tools"]  # its own prompt, one call, no tool loop
+    assert habit in request["messages"][0]["content"]
+    [prompt] = [e.data for e in chat.last.events if e.kind == "habit_prompt"]
+    assert prompt["written_by"] == "llm"
+    [usage] = [e.data for e in chat.last.events if e.kind == "llm_usage"]
+    assert usage["calls"] == 1
+    assert usage["answered_by"] == "llm"
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (error(500), "llm_fallback"),
+        (Raw(b"{not json", 200, {"Content-Type": "application/json"}), "llm_fallback"),
+        (completion("Drink 3 litres, 0 kcal!"), "habit_prompt_fallback"),  # answered, but fails the checks
+    ],
+    ids=["server_error", "malformed", "fails_the_checks"],
+)
+def test_with_a_broken_or_careless_model_the_nudge_is_the_template_on_record_as_such(
+    server: ScriptedServer, answer: Any, why: str
+) -> None:
+    chat, habit = coached_then_llm(server)
+    server.script = [answer]
+
+    [nudge] = chat.event(TurnEvent.DAILY_NUDGE)
+
+    assert habit in nudge
+    assert nudge.startswith("After your morning coffee, try ")
+    assert chat.last.coach == "offline"
+    [prompt] = [e.data for e in chat.last.events if e.kind == "habit_prompt"]
+    assert prompt["written_by"] == "template"
+    assert [e.kind for e in chat.last.events if e.kind in ("llm_fallback", "habit_prompt_fallback")] == [why]
 
 
 def test_no_key_and_no_base_url_means_the_offline_coach() -> None:

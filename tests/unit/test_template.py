@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 
+from infra.local.environment import env_name
 from infra.template import ROOT, load_template, read_template
 
 FUNCTIONS = (
@@ -119,6 +120,18 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueUrl",
     },
+}
+
+# The texts the study sends (coach.domain.study_texts): parameter -> its variable, and the functions that send
+# it. The others never say it, so they are not given it: their settings check the built-in text.
+STUDY_TEXTS: dict[str, tuple[str, set[str]]] = {
+    "StudyName": ("STUDY_NAME", {"WebhookFunction", "ConversationFunction"}),
+    "GreetingText": ("GREETING_TEXT", {"ConversationFunction"}),
+    "ConsentExplanation": ("CONSENT_EXPLANATION", {"ConversationFunction"}),
+    "HelpText": ("HELP_TEXT", {"WebhookFunction"}),
+    "NotEnrolledText": ("NOT_ENROLLED_TEXT", {"WebhookFunction"}),
+    "OptOutConfirmation": ("OPT_OUT_CONFIRMATION", {"WebhookFunction"}),
+    "CrisisText": ("CRISIS_TEXT", {"ConversationFunction", "PromptGeneratorFunction"}),
 }
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -640,6 +653,23 @@ def test_llm_caps_and_the_study_budget_are_parameters(cfn: dict[str, Any]) -> No
         assert env["DAILY_LLM_CALLS"] == {"Ref": "DailyLlmCalls"}
         assert env["DAILY_LLM_TOKENS"] == {"Ref": "DailyLlmTokens"}
         assert env["STUDY_DAILY_LLM_TOKENS"] == {"Ref": "StudyDailyLlmTokens"}
+
+
+@pytest.mark.parametrize("parameter", sorted(STUDY_TEXTS))
+def test_each_study_text_is_a_parameter_that_reaches_the_functions_that_send_it(
+    cfn: dict[str, Any], parameter: str
+) -> None:
+    variable, senders = STUDY_TEXTS[parameter]
+    # Given the parameter: empty by default (the built-in text), overridden locally by the variable's name
+    spec = cfn["Parameters"][parameter]
+    assert (spec["Type"], spec["Default"]) == ("String", "")
+    assert spec["MaxLength"] <= 1000
+    assert env_name(parameter) == variable
+    # Then exactly the functions that send the text are given it, from the parameter
+    given = {function_id for function_id in FUNCTIONS if variable in env_of(cfn, function_id)}
+    assert given == senders
+    for function_id in senders:
+        assert env_of(cfn, function_id)[variable] == {"Ref": parameter}
 
 
 # --- exports --------------------------------------------------------------------------------------

@@ -260,6 +260,7 @@ def _saved_turns(
         budget=budget or DynamoDBLlmBudget(settings.table_name),
         intensity_check=settings.intensity_check,
         crisis_text=settings.crisis_text,
+        consent_texts=settings.consent_texts,
         arms=settings.arms,
         on_event=_report_conversation_event,
         on_metric=_report_metric,

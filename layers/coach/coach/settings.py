@@ -7,12 +7,24 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coach.domain.arms import StudyArms, parse_study_arms
 from coach.domain.participant import valid_timezone
-from coach.domain.study_texts import DEFAULT_CRISIS_TEXT, checked_study_text
+from coach.domain.study_texts import (
+    DEFAULT_CONSENT_EXPLANATION,
+    DEFAULT_CRISIS_TEXT,
+    DEFAULT_GREETING,
+    DEFAULT_HELP_TEXT,
+    DEFAULT_NOT_ENROLLED_TEXT,
+    DEFAULT_STUDY_NAME,
+    ConsentTexts,
+    checked_greeting,
+    checked_study_name,
+    checked_study_text,
+    checked_text_of_study,
+)
 
 
 class _Base(BaseSettings):
@@ -37,12 +49,15 @@ class SchedulerSettings(BaseSettings):
 
 
 class StudySettings(BaseSettings):
-    """Mixin of the functions that enroll or coach: the study's arms and the seed of its randomisation."""
+    """Mixin of the functions that enroll or coach: the study's arms, the seed of its randomisation, and the
+    name its texts call it by."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     study_arms: str | None = Field(None, description="The arms as JSON (coach.domain.arms); unset: one arm")
     study_seed: str = Field("sms-habit-coach", description="Seeds allocation and randomisation, so both reproduce")
+    # Declared before the texts that say it: their validators read it (fields validate in order).
+    study_name: str = Field(DEFAULT_STUDY_NAME, description="What {study} in the study's texts says; empty: default")
 
     @field_validator("study_arms")
     @classmethod
@@ -50,9 +65,20 @@ class StudySettings(BaseSettings):
         parse_study_arms(value)  # a bad configuration stops the function at start, saying what to fix
         return value
 
+    @field_validator("study_name")
+    @classmethod
+    def _valid_study_name(cls, value: str) -> str:
+        return checked_study_name(value or DEFAULT_STUDY_NAME)
+
     @property
     def arms(self) -> StudyArms:
         return parse_study_arms(self.study_arms)
+
+
+def _study_name(info: ValidationInfo) -> str:
+    """The study's name for a text's {study}: validated already, being declared first (the default when it
+    failed: its own error is reported)."""
+    return str(info.data.get("study_name", DEFAULT_STUDY_NAME))
 
 
 class EnrollmentSettings(StudySettings, SchedulerSettings, _Base):
@@ -140,12 +166,32 @@ class ConversationSettings(StudySettings, SchedulerSettings, _Base):
     crisis_text: str = Field(
         DEFAULT_CRISIS_TEXT, description="The reply to a text that screens as a safety concern, sent whole"
     )
+    greeting_text: str = Field(
+        DEFAULT_GREETING, description="The first message, with the consent question; {name} and {study} filled in"
+    )
+    consent_explanation: str = Field(
+        DEFAULT_CONSENT_EXPLANATION, description="The answer to a reply to the greeting that is neither yes nor no"
+    )
     safety_alert_topic_arn: str | None = Field(None, description="SNS topic told of every safety flag")
 
     @field_validator("crisis_text")
     @classmethod
     def _crisis_text_fits(cls, value: str) -> str:
         return checked_study_text("CRISIS_TEXT", value or DEFAULT_CRISIS_TEXT)  # empty: the built-in text
+
+    @field_validator("greeting_text")
+    @classmethod
+    def _greeting_fits(cls, value: str, info: ValidationInfo) -> str:
+        return checked_greeting("GREETING_TEXT", value or DEFAULT_GREETING, _study_name(info))
+
+    @field_validator("consent_explanation")
+    @classmethod
+    def _consent_explanation_fits(cls, value: str, info: ValidationInfo) -> str:
+        return checked_text_of_study("CONSENT_EXPLANATION", value or DEFAULT_CONSENT_EXPLANATION, _study_name(info))
+
+    @property
+    def consent_texts(self) -> ConsentTexts:
+        return ConsentTexts(greeting=self.greeting_text, explanation=self.consent_explanation)
 
 
 class PromptGeneratorSettings(ConversationSettings):
@@ -193,21 +239,13 @@ class WebhookSettings(StudySettings, _Base):
     default_phone_region: str = Field("US", min_length=2, max_length=2)
     default_timezone: str = "America/New_York"
     auto_enroll: bool = Field(False, description="Enroll unknown senders (as the API would) instead of declining")
-    help_text: str = Field(
-        "SMS Habit Coach: a research study sending one tiny daily habit idea. Reply STOP to opt out. "
-        "Msg & data rates may apply.",
-        min_length=1,
-        max_length=1600,
-    )
+    help_text: str = Field(DEFAULT_HELP_TEXT, description="The reply to HELP; {study} filled in; empty: default")
     not_enrolled_text: str = Field(
-        "Hi! This number belongs to a research study, and your number is not enrolled in it. "
-        "If you think it should be, please contact the study team. Reply STOP to opt out.",
-        min_length=1,
-        max_length=1600,
+        DEFAULT_NOT_ENROLLED_TEXT, description="The reply to a number not enrolled; {study} filled in; empty: default"
     )
     not_enrolled_reply_hours: float = Field(24, gt=0, description="At most one not-enrolled reply per number per ...")
     opt_out_confirmation: str | None = Field(
-        None, max_length=1600, description="Our own reply to STOP; unset = none (Twilio's opt-out reply covers it)"
+        None, description="Our own reply to STOP; unset = none (Twilio's opt-out reply covers it)"
     )
     max_body_bytes: int = Field(65_536, gt=0, description="Larger webhook bodies are refused before parsing")
 
@@ -225,6 +263,21 @@ class WebhookSettings(StudySettings, _Base):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return None if value is None else value.strip().rstrip("/")
+
+    @field_validator("help_text")
+    @classmethod
+    def _help_text_fits(cls, value: str, info: ValidationInfo) -> str:
+        return checked_text_of_study("HELP_TEXT", value or DEFAULT_HELP_TEXT, _study_name(info))
+
+    @field_validator("not_enrolled_text")
+    @classmethod
+    def _not_enrolled_text_fits(cls, value: str, info: ValidationInfo) -> str:
+        return checked_text_of_study("NOT_ENROLLED_TEXT", value or DEFAULT_NOT_ENROLLED_TEXT, _study_name(info))
+
+    @field_validator("opt_out_confirmation")
+    @classmethod
+    def _opt_out_confirmation_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else checked_text_of_study("OPT_OUT_CONFIRMATION", value, _study_name(info))
 
 
 @cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coach.bots.turn import TurnEvent
 from coach.domain.flow import SubState
+from coach.domain.study_texts import DEFAULT_STUDY_NAME
 from tests.unit.bots.conversation import Conversation
 
 
@@ -14,9 +15,11 @@ def test_enrollment_to_first_habit_prompt() -> None:
     # When the greeting goes out
     greeting = chat.event(TurnEvent.ENROLLED)
 
-    # Then it asks for consent, by name
+    # Then it asks for consent, by name, names the study and says how to opt out
     assert greeting[0].startswith("Hi Ada!")
     assert "YES or NO" in greeting[0]
+    assert DEFAULT_STUDY_NAME in greeting[0]
+    assert greeting[0].endswith("Reply STOP to opt out, HELP for help.")
 
     # When they answer each intake question in turn
     assert "Which habit" in chat.text("yes")[-1]
@@ -157,7 +160,10 @@ def test_unclear_consent_is_asked_again_and_never_assumed() -> None:
 
     reply = chat.text("what is this?")
 
-    assert reply == ["Sorry, I didn't catch that. Reply YES to start or NO if you'd rather not take part."]
+    assert reply == [
+        f"Sorry, I didn't catch that. In {DEFAULT_STUDY_NAME} I text you one tiny daily habit idea for a few "
+        "weeks. Reply YES to start or NO if you'd rather not take part."
+    ]
     assert chat.flow.consent is None
 
 

@@ -159,27 +159,65 @@ def _nudge(chat: Conversation, firing: object) -> list[str]:
     return result.replies
 
 
-def test_an_llm_nudge_counts_as_one_prompt_with_the_tool_or_without_it() -> None:
-    for script in (
-        [calls(("generate_habit_prompt", "{}")), ModelReply(content="After coffee, 10 squats!")],
-        [ModelReply(content="After coffee, 10 squats!")],  # the model wrote it without the tool
-    ):
-        # Given a coached participant and a model that writes the nudge
-        chat = Conversation()
-        chat.through_intake()
-        prompts = chat.flow.user_profile.total_prompts
-        chat.llm = ScriptedModel(list(script))
+def coached_with(script: list[ModelReply | Exception]) -> tuple[Conversation, ScriptedModel, str]:
+    """A participant through intake offline, then an LLM; the habit they agreed to."""
+    chat = Conversation()
+    chat.through_intake()
+    model = ScriptedModel(script)
+    chat.llm = model
+    habit = chat.flow.user_profile.habit
+    assert habit is not None
+    return chat, model, habit
 
-        # When the daily nudge fires
-        replies = _nudge(chat, _nudge_firing(chat))
 
-        # Then the engine's state is complete: one prompt counted, the text is the last prompt, the reminder set
-        assert replies == ["After coffee, 10 squats!"]
-        assert chat.flow.user_profile.total_prompts == prompts + 1
-        assert chat.flow.user_profile.last_prompt_sent_at == chat.now
-        assert chat.flow.pending_reminder is not None
-        assert chat.flow.pending_reminder.nudge_key == "nudge#p-1#day"
-        assert chat.flow.llm_calls_that_day == len(script)  # every call counts, the tool round's too
+def test_the_daily_nudge_is_the_llms_validated_prompt_for_the_agreed_habit() -> None:
+    # Given a model that writes a prompt naming the anchor and the agreed habit
+    chat, model, habit = coached_with([])
+    written = f"After your morning coffee, try {habit} for one minute. Reply DONE when you have!"
+    model.script.append(ModelReply(content=written))
+    prompts = chat.flow.user_profile.total_prompts
+
+    # When the daily nudge fires
+    replies = _nudge(chat, _nudge_firing(chat))
+
+    # Then it is the model's text, from one call without tools, given the habit, the anchor and the background
+    assert replies == [written]
+    assert chat.last.coach == "llm"
+    [sent] = model.seen
+    assert sent[0].role == "system"
+    assert habit in (sent[0].content or "")
+    assert "after my morning coffee" in (sent[0].content or "")
+    assert chat.flow.llm_calls_that_day == 1
+    assert chat.flow.user_profile.total_prompts == prompts + 1
+    assert chat.flow.user_profile.habit == habit  # the same habit, the LLM's words
+    assert chat.flow.pending_reminder is not None
+    [prompt] = [e.data for e in chat.last.events if e.kind == "habit_prompt"]
+    assert (prompt["written_by"], prompt["action"]) == ("llm", habit)
+
+
+def test_a_prompt_that_does_not_hold_up_is_replaced_by_the_template_and_the_record_says_why() -> None:
+    chat, model, habit = coached_with([])
+    model.script.append(ModelReply(content="Go for a 20 minute run today, see www.example.com"))
+
+    [reply] = _nudge(chat, _nudge_firing(chat))
+
+    assert habit in reply
+    assert "example.com" not in reply
+    assert chat.last.coach == "offline"
+    [fallback] = [e.data for e in chat.last.events if e.kind == "habit_prompt_fallback"]
+    assert {"anchor_missing", "habit_missing", "longer_than_a_minute", "link"} <= set(fallback["reasons"])
+    assert fallback["refused"].startswith("Go for a 20 minute run")
+    [prompt] = [e.data for e in chat.last.events if e.kind == "habit_prompt"]
+    assert prompt["written_by"] == "template"
+
+
+def test_a_failing_model_gives_the_template_prompt_and_a_recorded_fallback() -> None:
+    chat, _, habit = coached_with([LanguageModelUnavailable("503", kind="server_error")])
+
+    [reply] = _nudge(chat, _nudge_firing(chat))
+
+    assert habit in reply
+    assert [e.data["kind"] for e in chat.last.events if e.kind == "llm_fallback"] == ["server_error"]
 
 
 def test_a_nudge_firing_past_its_window_sends_nothing_and_records_the_expiry() -> None:

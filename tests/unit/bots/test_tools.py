@@ -152,8 +152,11 @@ def test_scheduler_needs_a_time() -> None:
     assert "needs a time" in call(context(), "scheduler", action="create")["error"]
 
 
+COMPLETE = {"habit_domain": "physical activity", "preferred_time": "07:30", "prompt_anchor": "after my coffee"}
+
+
 def test_transition_state_now_or_later() -> None:
-    ctx = context()
+    ctx = context(**COMPLETE)
     assert call(ctx, "transition_state", to_sub_state="FEEDBACK") == {"sub_state": "FEEDBACK"}
     assert ctx.flow.sub_state is SubState.FEEDBACK
 
@@ -167,7 +170,7 @@ def test_transition_state_now_or_later() -> None:
 
 def test_a_new_delayed_transition_replaces_the_pending_one_and_a_move_now_cancels_it() -> None:
     # Given a transition pending in 90 minutes
-    ctx = context()
+    ctx = context(**COMPLETE)
     first = call(ctx, "transition_state", to_sub_state="INTAKE", delay_minutes=90)["scheduled"]["id"]
 
     # When the model asks for another one, then moves at once
@@ -182,6 +185,31 @@ def test_a_new_delayed_transition_replaces_the_pending_one_and_a_move_now_cancel
     call(ctx, "transition_state", to_sub_state="INTAKE")
     assert ctx.flow.pending_transition is None
     assert ctx.events[-1].kind == "transition_cancelled"
+
+
+def test_feedback_is_refused_while_the_profile_cannot_carry_a_prompt_now_or_later() -> None:
+    # Given a profile without an anchor
+    ctx = context(habit_domain="physical activity", preferred_time="07:30")
+
+    # When the model moves to FEEDBACK, now or in an hour
+    now = call(ctx, "transition_state", to_sub_state="FEEDBACK")
+    later = call(ctx, "transition_state", to_sub_state="FEEDBACK", delay_minutes=60)
+
+    # Then both are refused naming the field, nothing moves or is pending, and the record says so
+    assert "prompt_anchor" in now["error"]
+    assert "prompt_anchor" in later["error"]
+    assert (ctx.flow.sub_state, ctx.flow.pending_transition) == (SubState.INTAKE, None)
+    refused = [e.data for e in ctx.events if e.kind == "transition_refused"]
+    assert [r["missing"] for r in refused] == [["prompt_anchor"], ["prompt_anchor"]]
+
+
+def test_a_move_to_feedback_brings_the_daily_nudge_at_the_chosen_time() -> None:
+    ctx = context(**COMPLETE)
+
+    call(ctx, "transition_state", to_sub_state="FEEDBACK")
+
+    assert ctx.flow.daily_schedule is not None
+    assert ctx.flow.daily_schedule.time == "07:30"
 
 
 def test_unknown_tools_and_malformed_arguments_are_errors_not_crashes() -> None:

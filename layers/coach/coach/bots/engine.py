@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 from coach.bots.intake import next_intake_step
 from coach.bots.llm_coach import PROMPT_VERSION, LlmAllowance, llm_reply, prompt_hash
-from coach.bots.offline_coach import REMINDER, answer_consent, daily_nudge, greeting, offline_reply
-from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt
+from coach.bots.llm_habit_prompt import llm_habit_prompt
+from coach.bots.offline_coach import REMINDER, answer_consent, ask_for_missing, greeting, offline_reply
+from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt, generate_habit_prompt
 from coach.bots.turn import Outgoing, TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
 from coach.domain import intensity
 from coach.domain.chat import LanguageModelUnavailable
@@ -29,10 +30,6 @@ from coach.domain.tone import implicit_tone_signals, requested_tone_tags
 from coach.ports import LanguageModel
 
 DEFAULT_SEGMENT_BUDGET = 2
-_NUDGE_INSTRUCTION = (
-    "Event: the daily nudge is due. Call generate_habit_prompt and reply with the habit prompt only, "
-    "in one or two short sentences."
-)
 
 
 def run_turn(
@@ -51,6 +48,7 @@ def run_turn(
         participant=turn.participant,
         now=turn.now,
         rng=rng or random.Random(f"{turn.flow.participant_id}|{turn.now.isoformat()}"),
+        segment_budget=segment_budget,
     )
     profile_before, tone_before = ctx.profile.model_copy(deep=True), list(ctx.flow.tone.active)
     model = _llm_for(ctx, turn, llm, time_left)
@@ -181,12 +179,12 @@ def _adapt_tone(ctx: TurnContext, text: str) -> None:
     ctx.flow.tone = tone.with_implicit(signals, ctx.now)
 
 
-def _coach_reply(ctx: TurnContext, llm: _Llm | None, text: str, instruction: str | None) -> tuple[list[str], str]:
+def _coach_reply(ctx: TurnContext, llm: _Llm | None, text: str) -> tuple[list[str], str]:
     """The LLM's answer when it gives one, else the offline coach's."""
     if llm is not None:
         trial = ctx.clone()
         try:
-            reply = llm_reply(trial, llm.model, instruction, llm.allowance)
+            reply = llm_reply(trial, llm.model, None, llm.allowance)
         except LanguageModelUnavailable as exc:
             ctx.record("llm_fallback", kind=exc.kind, reason=str(exc)[:200])
         else:
@@ -197,8 +195,6 @@ def _coach_reply(ctx: TurnContext, llm: _Llm | None, text: str, instruction: str
             else:
                 ctx.flow, ctx.events = trial.flow, trial.events
                 return [reply], "llm"
-    if instruction is not None:
-        return daily_nudge(ctx), "offline"
     return offline_reply(ctx, text), "offline"
 
 
@@ -230,15 +226,15 @@ def _on_texts(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
     _adapt_tone(ctx, text)
     if ctx.flow.consent is None:
         if ctx.flow.intake_question is None:  # texted before the greeting went out
-            return _for(Purpose.REPLY, greeting(ctx))
-        return _for(Purpose.REPLY, answer_consent(ctx, text))
+            return _for(Purpose.REPLY, greeting(ctx, turn.consent_texts))
+        return _for(Purpose.REPLY, answer_consent(ctx, text, turn.consent_texts))
     if ctx.flow.awaiting_intensity:
         ctx.flow.awaiting_intensity = False  # asked once: an answer to something else is not trapped here
         if (answer := intensity.read_answer(text)) is not None:
             ctx.profile.intensity = intensity.adjusted(ctx.profile.intensity, answer)
             ctx.record("intensity_answered", answer=answer, intensity=ctx.profile.intensity)
             return _for(Purpose.REPLY, [intensity.acknowledgement(answer)])
-    replies, coach = _coach_reply(ctx, llm, text, None)
+    replies, coach = _coach_reply(ctx, llm, text)
     outgoing, _ = _for(Purpose.REPLY, replies)
     if turn.intensity_check and _succeeded(ctx):
         if reasons := _unreachable(ctx, turn, Purpose.INTENSITY_CHECK):
@@ -297,7 +293,7 @@ def _on_event(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies:
         return _one_off(ctx, turn)
     if reasons := _unreachable(ctx, turn, Purpose.GREETING):
         return _withheld(ctx, turn, Purpose.GREETING, reasons)
-    return _for(Purpose.GREETING, greeting(ctx))
+    return _for(Purpose.GREETING, greeting(ctx, turn.consent_texts))
 
 
 def _expired(ctx: TurnContext, turn: TurnInput, purpose: Purpose) -> bool:
@@ -322,21 +318,39 @@ def _daily_nudge(ctx: TurnContext, turn: TurnInput, llm: _Llm | None) -> Replies
     if _expired(ctx, turn, Purpose.NUDGE):
         return _NOTHING
     ctx.flow.offered_try_now = False  # a new day's prompt replaces yesterday's offer
-    prompts_before = ctx.profile.total_prompts
-    replies, coach = _coach_reply(ctx, llm, "", _NUDGE_INSTRUCTION)
-    if replies and ctx.flow.sub_state is SubState.FEEDBACK:  # not when the coach went back to ask for a field
-        if ctx.profile.total_prompts == prompts_before:  # the LLM wrote the prompt itself, without the tool
-            deliver_habit_prompt(ctx, HabitPrompt(text=replies[-1], action="written by the LLM"), occasion="llm_nudge")
-        firing = turn.firing
-        if firing is not None and firing.outcome_window:
-            ctx.flow.awaiting_outcome = PendingOutcome(
-                decision_id=firing.key, since=firing.slot, until=firing.slot + firing.outcome_window
-            )
-        if firing is not None and firing.reminder_after:
-            due = firing.slot + firing.reminder_after
-            ctx.flow.pending_reminder = PendingReminder(nudge_key=firing.key, due_at=due)
-            ctx.record("reminder_scheduled", nudge_key=firing.key, due_at=due.isoformat())
-    return _for(Purpose.NUDGE, replies, coach)
+    if missing := ctx.profile.missing_for_prompt():  # the repair path: ask for it instead of silence
+        return _for(Purpose.NUDGE, ask_for_missing(ctx, missing, occasion="daily_nudge"))
+    prompt, coach = _todays_prompt(ctx, llm)
+    deliver_habit_prompt(ctx, prompt, occasion="daily_nudge", written_by="llm" if coach == "llm" else "template")
+    firing = turn.firing
+    if firing is not None and firing.outcome_window:
+        ctx.flow.awaiting_outcome = PendingOutcome(
+            decision_id=firing.key, since=firing.slot, until=firing.slot + firing.outcome_window
+        )
+    if firing is not None and firing.reminder_after:
+        due = firing.slot + firing.reminder_after
+        ctx.flow.pending_reminder = PendingReminder(nudge_key=firing.key, due_at=due)
+        ctx.record("reminder_scheduled", nudge_key=firing.key, due_at=due.isoformat())
+    return _for(Purpose.NUDGE, [prompt.text], coach)
+
+
+def _todays_prompt(ctx: TurnContext, llm: _Llm | None) -> tuple[HabitPrompt, str]:
+    """The agreed habit's prompt: the LLM's when one is configured and what it wrote holds up (coach.bots.
+    llm_habit_prompt), else the template's; who wrote it, and why not the LLM, are on record."""
+    template = generate_habit_prompt(ctx.profile, ctx.rng, ctx.flow.last_habit_prompt)
+    if not isinstance(template, HabitPrompt):  # checked by the caller; kept for the type
+        raise ValueError(f"profile incomplete: {template.fields}")
+    if llm is None:
+        return template, "offline"
+    try:
+        text, problems = llm_habit_prompt(ctx, llm.model, llm.allowance, template, ctx.segment_budget)
+    except LanguageModelUnavailable as exc:
+        ctx.record("llm_fallback", kind=exc.kind, reason=str(exc)[:200])
+        return template, "offline"
+    if problems:
+        ctx.record("habit_prompt_fallback", reasons=problems, refused=text[:300])
+        return template, "offline"
+    return HabitPrompt(text=text, action=template.action), "llm"
 
 
 def _reminder(ctx: TurnContext, turn: TurnInput) -> Replies:
@@ -366,7 +380,12 @@ def _transition(ctx: TurnContext, turn: TurnInput) -> Replies:
         return _NOTHING
     ctx.flow.pending_transition = None
     to = turn.to_sub_state or (pending.to_sub_state if pending else SubState.FEEDBACK)
-    ctx.move_to(to)
+    if to is SubState.FEEDBACK:
+        if not ctx.enter_feedback("delayed_transition"):
+            return _NOTHING
+        to = SubState.INTAKE  # refused: the profile still misses a field, so intake goes on and asks for it
+    else:
+        ctx.move_to(to)
     if to is not SubState.INTAKE or not ctx.flow.consent:
         return _NOTHING
     if reasons := _unreachable(ctx, turn, Purpose.TRANSITION):
@@ -391,6 +410,6 @@ def _reset(ctx: TurnContext, turn: TurnInput) -> Replies:
     if reasons := _unreachable(ctx, turn, Purpose.GREETING):
         return _withheld(ctx, turn, Purpose.GREETING, reasons)
     if not consented:
-        return _for(Purpose.GREETING, greeting(ctx))
+        return _for(Purpose.GREETING, greeting(ctx, turn.consent_texts))
     ctx.flow.consent = True
     return _for(Purpose.GREETING, ["Let's start fresh!", *next_intake_step(ctx)])

@@ -25,7 +25,7 @@ from coach.ports import LanguageModel
 
 MAX_ROUNDS = 10
 PROMPT_VERSION = "coach-prompts-2026-12"  # name the prompts' version when they change; the hash tells them apart
-_PROMPT_FILES = ("system", "intake", "feedback", "tone_guide")
+_PROMPT_FILES = ("system", "intake", "feedback", "tone_guide", "habit_prompt")
 DEFAULT_TONE = ("warm_supportive", "one_question_at_a_time", "default_actionable")
 
 

@@ -10,7 +10,6 @@ import re
 
 from coach.bots.feedback_tracker import track_feedback
 from coach.bots.intake import (
-    ASK_AGAIN,
     CONSENT,
     QUESTIONS,
     is_no,
@@ -23,6 +22,7 @@ from coach.bots.turn import TurnContext
 from coach.domain.feedback import FeedbackKind, classify_feedback
 from coach.domain.flow import SubState
 from coach.domain.sms_text import read_prefix
+from coach.domain.study_texts import DEFAULT_CONSENT_TEXTS, ConsentTexts
 from coach.domain.times import time_for_people
 from coach.domain.tone import requested_tone_tags, without_tone_requests
 
@@ -48,18 +48,15 @@ _NOT_NOW = re.compile(r"\b(?:not now|not yet|later|not today|tomorrow)\b", re.I)
 _DID_SOMETHING = re.compile(r"\b(?:did|done|finished|completed|tried|managed)\b", re.I)
 
 
-def greeting(ctx: TurnContext) -> list[str]:
-    """The first message after enrollment: who we are, and a yes/no for consent."""
-    name = f" {ctx.participant.name.split()[0]}" if ctx.participant.name else ""
+def greeting(ctx: TurnContext, texts: ConsentTexts = DEFAULT_CONSENT_TEXTS) -> list[str]:
+    """The first message after enrollment: the study's name, a yes/no for consent, and STOP and HELP."""
+    first_name = next(iter((ctx.participant.name or "").split()), None)
     ctx.flow.intake_question = CONSENT
     ctx.flow.intake_retries = 0
-    return [
-        f"Hi{name}! I'm your habit coach for this study. Over the next few weeks I'll help you build one tiny "
-        "daily habit, by text. Ready to start? Reply YES or NO."
-    ]
+    return [texts.greeting_to(first_name)]
 
 
-def answer_consent(ctx: TurnContext, text: str) -> list[str]:
+def answer_consent(ctx: TurnContext, text: str, texts: ConsentTexts = DEFAULT_CONSENT_TEXTS) -> list[str]:
     """Consent is a research-ethics gate, so it is always read by these rules, never by an LLM."""
     if is_no(text):
         ctx.flow.consent = False
@@ -73,7 +70,7 @@ def answer_consent(ctx: TurnContext, text: str) -> list[str]:
         read_intake_answer(ctx, text)  # "yes! I want to move more" already names the habit
         return ["Great, let's begin!", *next_intake_step(ctx)]
     ctx.flow.intake_retries += 1
-    return [ASK_AGAIN[CONSENT]]
+    return [texts.explanation]
 
 
 def offline_reply(ctx: TurnContext, text: str) -> list[str]:
@@ -89,20 +86,23 @@ def offline_reply(ctx: TurnContext, text: str) -> list[str]:
     return _feedback_reply(ctx, text)
 
 
-def habit_prompt_now(ctx: TurnContext, *, occasion: str, lead: str = "") -> list[str]:
-    """A fresh MAP prompt, or, when the profile lacks what it needs, back to intake to ask for it."""
-    prompt = generate_habit_prompt(ctx.profile, ctx.rng, ctx.flow.last_habit_prompt)
+def habit_prompt_now(ctx: TurnContext, *, occasion: str, lead: str = "", new_habit: bool = False) -> list[str]:
+    """The agreed habit's MAP prompt (a new habit with `new_habit`), or, when the profile lacks what it needs,
+    back to intake to ask for it."""
+    prompt = generate_habit_prompt(ctx.profile, ctx.rng, ctx.flow.last_habit_prompt, new_habit=new_habit)
     if isinstance(prompt, MissingFields):
-        ctx.record("habit_prompt_missing_fields", occasion=occasion, missing=list(prompt.fields))
-        ctx.move_to(SubState.INTAKE)
-        ctx.flow.intake_question, ctx.flow.intake_retries = prompt.fields[0], 0
-        return [f"Before your next habit I need one more thing. {QUESTIONS[prompt.fields[0]]}"]
+        return ask_for_missing(ctx, prompt.fields, occasion=occasion)
     deliver_habit_prompt(ctx, prompt, occasion=occasion)
     return [f"{lead}{prompt.text}"]
 
 
-def daily_nudge(ctx: TurnContext) -> list[str]:
-    return habit_prompt_now(ctx, occasion="daily_nudge")
+def ask_for_missing(ctx: TurnContext, fields: tuple[str, ...], *, occasion: str) -> list[str]:
+    """The repair path: no prompt can be written without these, so back to intake with a question for the
+    first, instead of silence."""
+    ctx.record("habit_prompt_missing_fields", occasion=occasion, missing=list(fields))
+    ctx.move_to(SubState.INTAKE)
+    ctx.flow.intake_question, ctx.flow.intake_retries = fields[0], 0
+    return [f"Before your next habit I need one more thing. {QUESTIONS[fields[0]]}"]
 
 
 def _try_now_answer(ctx: TurnContext, text: str) -> list[str] | None:
@@ -126,7 +126,7 @@ def _feedback_reply(ctx: TurnContext, said: str) -> list[str]:
     if offered and (answer := _try_now_answer(ctx, text)):
         return answer
     if _ASKS_FOR_PROMPT.search(text):
-        return habit_prompt_now(ctx, occasion="participant_asked", lead="Here's one: ")
+        return habit_prompt_now(ctx, occasion="participant_asked", lead="Here's one: ", new_habit=True)
     feedback = classify_feedback(text)
     if feedback is None:
         return [ASK_FOR_FEEDBACK]
@@ -149,5 +149,6 @@ def _modified_reply(ctx: TurnContext, new_time: str | None, *, anchor_changed: b
     if new_time:
         replies.append(f"Done, I'll text you at {time_for_people(new_time)} from now on.")
     if anchor_changed or not new_time:
-        replies += habit_prompt_now(ctx, occasion="modified", lead="New plan: ")
+        # A new anchor keeps the habit (the same 1 minute, at a new moment); any other change is a new habit
+        replies += habit_prompt_now(ctx, occasion="modified", lead="New plan: ", new_habit=not anchor_changed)
     return [" ".join(replies)]

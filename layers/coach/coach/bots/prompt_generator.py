@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from coach.bots.turn import TurnContext
 from coach.domain.intensity import sized
-from coach.domain.profile import UserProfile
+from coach.domain.profile import PROMPT_FIELDS, UserProfile
 from coach.domain.sms_text import read_prefix
 
-REQUIRED_FIELDS = ("habit_domain", "preferred_time", "prompt_anchor")
+REQUIRED_FIELDS = PROMPT_FIELDS
 TRY_IT = "Let me know when you've tried it!"
 
 HEALTHY_EATING = "healthy eating"
@@ -130,34 +130,78 @@ def _motivation_clause(motivation: str | None) -> str:
     return f" — it helps you {reason}" if _VERB_START.match(reason) else f" — remember why: {reason}"
 
 
+# Words that name no particular habit: what is left of "I want to drink more water" is "drink", "water".
+_NOT_A_GOAL = frozenset(
+    {
+        *("a", "an", "and", "the", "my", "your", "to", "of", "for", "on", "in", "at", "after", "before", "with"),
+        *("i", "i'd", "i'm", "you", "want", "like", "would", "need", "try", "be", "get", "do", "more", "less"),
+        *("better", "some", "just", "bit", "lot", "every", "each", "day", "daily", "minute", "1", "one", "it"),
+        *("healthy", "healthier", "eating", "eat", "physical", "activity", "mental", "well-being", "wellbeing"),
+        *("screen", "time", "habit", "habits"),
+    }
+)
+_WORD = re.compile(r"[a-z0-9'-]+")
+
+
+def content_words(text: str) -> set[str]:
+    """The words of `text` that say what it is about, crudely stemmed ("stretching" and "stretch" agree)."""
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _NOT_A_GOAL}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
 def _actions(profile: UserProfile) -> tuple[str, ...]:
-    domain = canonical_domain(profile.habit_domain)
-    if domain is not None:
-        return _ACTIONS[domain]
+    """The 1-minute habits to offer: the domain's that share the participant's own words ("drink more water":
+    the glass of water), else their own words when they named more than a domain, else the domain's."""
     own = second_person((profile.habit_domain or "your habit").strip().rstrip("."))
-    return (f'spending 1 minute on "{own}"', f'the smallest 1-minute step toward "{own}"')
+    own_actions = (f'spending 1 minute on "{own}"', f'the smallest 1-minute step toward "{own}"')
+    domain = canonical_domain(profile.habit_domain)
+    if domain is None:
+        return own_actions
+    goal = content_words(read_prefix(profile.habit_domain or ""))
+    matching = tuple(a for a in _ACTIONS[domain] if goal & content_words(a))
+    if matching:
+        return matching
+    return own_actions if goal else _ACTIONS[domain]
 
 
 def generate_habit_prompt(
-    profile: UserProfile, rng: random.Random, previous: str | None = None
+    profile: UserProfile, rng: random.Random, previous: str | None = None, *, new_habit: bool = False
 ) -> HabitPrompt | MissingFields:
-    """A new MAP prompt, varied from `previous`, or which required fields are still missing."""
-    missing = tuple(f for f in REQUIRED_FIELDS if not getattr(profile, f))
+    """The MAP prompt of the agreed habit (`profile.habit`), or of a new one when there is none yet or
+    `new_habit` asks for a change (varied from `previous`); or which required fields are still missing."""
+    missing = profile.missing_for_prompt()
     if missing:
         return MissingFields(missing)
-    actions = list(_actions(profile))
-    fresh = [a for a in actions if not previous or a not in previous] or actions
-    easier = bool(profile.last_tweak and _EASIER.search(profile.last_tweak))
-    action = fresh[0] if easier else rng.choice(fresh)
+    if profile.habit and not new_habit:
+        action = profile.habit
+    else:
+        actions = list(_actions(profile))
+        fresh = [a for a in actions if a != profile.habit and (not previous or a not in previous)] or actions
+        easier = bool(profile.last_tweak and _EASIER.search(profile.last_tweak))
+        action = fresh[0] if easier else rng.choice(fresh)
     anchor = second_person(profile.prompt_anchor or "")
     anchor = anchor[:1].upper() + anchor[1:]
     text = f"{anchor}, try {sized(action, profile.intensity)}{_motivation_clause(profile.motivation)}. {TRY_IT}"
     return HabitPrompt(text=text, action=action)
 
 
-def deliver_habit_prompt(ctx: TurnContext, prompt: HabitPrompt, *, occasion: str) -> None:
-    """Book-keeping for a prompt that goes out now: the last prompt, the count, a research event."""
+WRITTEN_BY_LLM = "written by the LLM"  # the action of a prompt the LLM wrote without the tool
+
+
+def deliver_habit_prompt(ctx: TurnContext, prompt: HabitPrompt, *, occasion: str, written_by: str = "template") -> None:
+    """Book-keeping for a prompt that goes out now: the last prompt, the count, a research event; the habit
+    it asks for becomes the agreed one, and a change of habit is on record (habit_changed)."""
     ctx.flow.last_habit_prompt = prompt.text
     ctx.profile.total_prompts += 1
     ctx.profile.last_prompt_sent_at = ctx.now
-    ctx.record("habit_prompt", occasion=occasion, action=prompt.action, prompt=prompt.text)
+    if prompt.action != WRITTEN_BY_LLM and prompt.action != ctx.profile.habit:
+        if ctx.profile.habit is not None:
+            ctx.record("habit_changed", before=ctx.profile.habit, after=prompt.action, occasion=occasion)
+        ctx.profile.habit = prompt.action
+    ctx.record("habit_prompt", occasion=occasion, action=prompt.action, prompt=prompt.text, written_by=written_by)

@@ -105,6 +105,8 @@ def save_user_profile(ctx: TurnContext, args: SaveUserProfile) -> str:
 
 
 def generate_habit_prompt_tool(ctx: TurnContext, args: GenerateHabitPrompt) -> str:
+    if args.personalization_notes and args.personalization_notes != ctx.profile.personalization_notes:
+        ctx.profile.personalization_notes = args.personalization_notes  # the daily prompts read them
     prompt = generate_habit_prompt(ctx.profile, ctx.rng, ctx.flow.last_habit_prompt)
     if isinstance(prompt, MissingFields):
         ctx.record("habit_prompt_missing_fields", occasion="llm", missing=list(prompt.fields))
@@ -143,13 +145,19 @@ def scheduler_tool(ctx: TurnContext, args: Scheduler) -> str:
 
 def transition_state_tool(ctx: TurnContext, args: TransitionState) -> str:
     """A delayed move replaces any pending one; a move now cancels it (one pending transition at most)."""
+    if args.to_sub_state is SubState.FEEDBACK and (missing := ctx.profile.missing_for_prompt()):
+        ctx.record("transition_refused", to_state=SubState.FEEDBACK.value, how="llm_tool", missing=list(missing))
+        return _error(f"the profile lacks {', '.join(missing)}: ask for it (save_user_profile) before FEEDBACK")
     if args.delay_minutes:
         pending = ctx.schedule_transition(args.to_sub_state, timedelta(minutes=args.delay_minutes))
         return _result(scheduled={"to": args.to_sub_state.value, "in_minutes": args.delay_minutes, "id": pending.id})
     if ctx.flow.pending_transition is not None:
         ctx.record("transition_cancelled", transition_id=ctx.flow.pending_transition.id, reason="moved_now")
         ctx.flow.pending_transition = None
-    ctx.move_to(args.to_sub_state)
+    if args.to_sub_state is SubState.FEEDBACK:
+        ctx.enter_feedback("llm_tool")
+    else:
+        ctx.move_to(args.to_sub_state)
     return _result(sub_state=ctx.flow.sub_state.value)
 
 

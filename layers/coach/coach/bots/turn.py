@@ -16,7 +16,7 @@ from coach.domain.message import ResearchEvent
 from coach.domain.participant import Participant
 from coach.domain.profile import UserProfile
 from coach.domain.reachability import Purpose, QuietHours
-from coach.domain.study_texts import DEFAULT_CRISIS_TEXT
+from coach.domain.study_texts import DEFAULT_CONSENT_TEXTS, DEFAULT_CRISIS_TEXT, ConsentTexts
 from coach.domain.times import parse_time
 
 PROFILE_TEXT_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
@@ -70,6 +70,7 @@ class TurnInput(BaseModel):
     firing: Firing | None = None  # DAILY_NUDGE, REMINDER, TRANSITION fired by a schedule
     quiet_hours: QuietHours | None = None  # when texts we start ourselves must wait (the reachability rule)
     crisis_text: str = DEFAULT_CRISIS_TEXT  # the reply to a text that screens as a safety concern (CRISIS_TEXT)
+    consent_texts: ConsentTexts = DEFAULT_CONSENT_TEXTS  # the greeting and its consent explanation (GREETING_TEXT, ...)
     intensity_check: bool = False  # the study asks "a bit more, the same, or less?" once a day after a success
     daily_llm_calls: int | None = None  # LLM calls per participant per local day (failed ones too); then offline
     daily_llm_tokens: int | None = None  # LLM tokens per participant per local day; then offline
@@ -123,6 +124,7 @@ class TurnContext:
     now: datetime
     rng: random.Random
     events: list[ResearchEvent] = field(default_factory=list)
+    segment_budget: int = 2  # SMS segments a text may take (the engine's run_turn says)
 
     @property
     def profile(self) -> UserProfile:
@@ -136,6 +138,7 @@ class TurnContext:
             now=self.now,
             rng=random.Random(self.rng.random()),
             events=list(self.events),
+            segment_budget=self.segment_budget,
         )
 
     def record(self, kind: str, /, **data: Any) -> None:
@@ -145,6 +148,18 @@ class TurnContext:
         if self.flow.sub_state is not sub_state:
             self.record("sub_state_changed", from_state=self.flow.sub_state.value, to_state=sub_state.value)
             self.flow.sub_state = sub_state
+
+    def enter_feedback(self, how: str) -> tuple[str, ...]:
+        """Move to FEEDBACK when the profile can carry a habit prompt, with the daily nudge at the chosen time
+        (a move without it would never nudge, silently); else stay and return what is missing (refused on
+        record). `how`: what asked for the move (the LLM's tool, a delayed transition)."""
+        if missing := self.profile.missing_for_prompt():
+            self.record("transition_refused", to_state=SubState.FEEDBACK.value, how=how, missing=list(missing))
+            return missing
+        self.move_to(SubState.FEEDBACK)
+        if self.flow.daily_schedule is None and self.profile.preferred_time:
+            self.schedule_daily(self.profile.preferred_time)
+        return ()
 
     def schedule_daily(self, hhmm: str) -> DailySchedule:
         """The daily nudge at HH:MM in the participant's timezone (its schedule follows from the state)."""

@@ -8,6 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 _OPTIONAL: dict[str, Any] = {"optional": True}  # filled as the conversation learns it (coach.domain.tables)
+# What a habit prompt needs: without them no nudge can be written, so the conversation stays in (or goes back to)
+# intake to ask for them.
+PROMPT_FIELDS = ("habit_domain", "preferred_time", "prompt_anchor")
 
 
 class UserProfile(BaseModel):
@@ -43,3 +46,17 @@ class UserProfile(BaseModel):
     last_prompt_sent_at: datetime | None = Field(
         None, description="When the last nudge was sent, in UTC", json_schema_extra=_OPTIONAL
     )
+    habit: str | None = Field(
+        None,
+        description="The 1-minute habit agreed at the end of intake, which every nudge asks for until it is changed "
+        "on purpose (habit_changed events)",
+        json_schema_extra=_OPTIONAL,
+    )
+
+    personalization_notes: str | None = Field(
+        None, description="What the coach noted to personalise the prompts (the LLM's)", json_schema_extra=_OPTIONAL
+    )
+
+    def missing_for_prompt(self) -> tuple[str, ...]:
+        """The fields a habit prompt needs that the profile lacks (empty: a prompt can be written)."""
+        return tuple(f for f in PROMPT_FIELDS if not getattr(self, f))

@@ -27,7 +27,7 @@ from coach.domain.outbox import OutboxItem, OutboxKind
 from coach.domain.participant import Participant
 from coach.domain.reachability import Purpose
 from coach.domain.schedules import changed_schedules, desired_schedules
-from coach.domain.study_texts import DEFAULT_CRISIS_TEXT
+from coach.domain.study_texts import DEFAULT_CONSENT_TEXTS, DEFAULT_CRISIS_TEXT, ConsentTexts
 from coach.ports import Clock, ConversationStore, LanguageModel, LlmBudget, ParticipantStore
 from coach.services.outbox import OutboxDispatcher
 
@@ -76,6 +76,7 @@ class TurnRunner:
     budget: LlmBudget | None = None
     intensity_check: bool = False
     crisis_text: str = DEFAULT_CRISIS_TEXT
+    consent_texts: ConsentTexts = DEFAULT_CONSENT_TEXTS
     arms: StudyArms = field(default_factory=default_study_arms)
     on_event: EventSink = lambda kind, data: None
     on_metric: MetricSink = lambda name, value: None
@@ -97,6 +98,7 @@ class TurnRunner:
                 "daily_llm_tokens": self.daily_llm_tokens,
                 "llm_off_reason": off,
                 "crisis_text": self.crisis_text,
+                "consent_texts": self.consent_texts,
             }
         )
         result = run_turn(turn, llm=llm, segment_budget=self.segment_budget, time_left=time_left)
