@@ -2,6 +2,8 @@
 
 An answer is read against the question it answers ("7am" to "when?"), and also searched for anything
 else it happens to tell ("I want to move more, mornings after my coffee"), so nothing is asked twice.
+Only an answer that means something is kept (coach.domain.meaningful): "no", "what do you mean?" or
+"xkcd qwpoe zzz" are asked again in other words, then with choices to pick from, then given a default.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from coach.bots.prompt_generator import (
     DOMAINS,
+    PHYSICAL_ACTIVITY,
     HabitPrompt,
     MissingFields,
     canonical_domain,
@@ -20,15 +23,22 @@ from coach.bots.prompt_generator import (
 )
 from coach.bots.turn import TurnContext
 from coach.domain.flow import SubState
+from coach.domain.meaningful import NonAnswer, non_answer
 from coach.domain.sms_text import read_prefix
 from coach.domain.times import anchor_from_answer, parse_anchor, parse_time, parse_time_beside_anchor, time_for_people
 
 INTAKE_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
 CONSENT = "consent"
-MAX_VAGUE_ANSWERS = 2  # then a sensible default, so intake always ends
+# The first answer that means nothing is asked again in other words, the second with choices to pick from;
+# the third gets a sensible default, so intake always ends.
+MAX_VAGUE_ANSWERS = 2
+DEFAULT_DOMAIN = PHYSICAL_ACTIVITY
+DEFAULT_MOTIVATION = "feel a little better each day"
 DEFAULT_TIME = "09:00"
 DEFAULT_ANCHOR = "after brushing my teeth"
 _DEFAULTS = {
+    "habit_domain": (DEFAULT_DOMAIN, "Let's start with a little physical activity; you can change it any time."),
+    "motivation": (DEFAULT_MOTIVATION, "That's fine, let's keep it simple."),
     "preferred_time": (DEFAULT_TIME, "No problem, I'll pencil in 9am; you can change it any time."),
     "prompt_anchor": (DEFAULT_ANCHOR, "Let's try it after you brush your teeth; you can change that any time."),
 }
@@ -44,11 +54,62 @@ QUESTIONS = {
 }
 ASK_AGAIN = {
     CONSENT: "Sorry, I didn't catch that. Reply YES to start or NO if you'd rather not take part.",
-    "habit_domain": "No worries! Pick one: 1 eating, 2 activity, 3 well-being, 4 screen time - or name your own.",
+    "habit_domain": "No problem, let's find one: what's a small thing you'd like to do more (or less) of each "
+    "day? Like eating more fruit, walking, relaxing or less phone time.",
     "motivation": "Even a few words help: what would be better in your life with this habit?",
     "preferred_time": "Roughly what time suits you? e.g. 8am, 12:30 or 'evenings'.",
     "prompt_anchor": "Think of a daily routine, like brushing your teeth or making coffee: which could it follow?",
 }
+
+
+@dataclass(frozen=True)
+class Choice:
+    label: str  # as offered: "more energy"
+    value: str  # as the profile keeps it, to read after "it helps you" or to start the prompt
+    names: re.Pattern[str]  # what names it in a few words: "energy", "the coffee one"
+
+
+MOTIVATION_CHOICES = (
+    Choice("more energy", "have more energy", re.compile(r"\b(?:energy|energetic|tired)\b", re.I)),
+    Choice("better sleep", "sleep better", re.compile(r"\b(?:sleep\w*|rest)\b", re.I)),
+    Choice("less stress", "feel less stressed", re.compile(r"\b(?:stress\w*|calm\w*|relax\w*)\b", re.I)),
+)
+ANCHOR_CHOICES = (
+    Choice("after your morning coffee", "after my morning coffee", re.compile(r"\bcoffee\b", re.I)),
+    Choice("after brushing your teeth", "after brushing my teeth", re.compile(r"\b(?:teeth|tooth|brush\w*)\b", re.I)),
+    Choice("after lunch", "after lunch", re.compile(r"\blunch\w*", re.I)),
+)
+_CHOICES = {"motivation": MOTIVATION_CHOICES, "prompt_anchor": ANCHOR_CHOICES}
+_FEW_WORDS = 3  # an answer this short that names one choice picks it; a longer one is the person's own words
+
+
+def _offer(lead: str, labels: tuple[str, ...]) -> str:
+    return f"{lead} " + " ".join(f"{n}) {label}" for n, label in enumerate(labels, 1))
+
+
+OFFER_CHOICES = {
+    "habit_domain": _offer("Let's make it easy: reply with a number, or name one.", DOMAINS),
+    "motivation": _offer(
+        "Here are reasons people often give. Reply with a number, or in your own words:",
+        tuple(choice.label for choice in MOTIVATION_CHOICES),
+    ),
+    "preferred_time": "Any time of day works, just name one: e.g. 'mornings', 'lunchtime', '6pm' or 'before bed'.",
+    "prompt_anchor": _offer(
+        "Here are routines that work well. Reply with a number, or name your own:",
+        tuple(choice.label for choice in ANCHOR_CHOICES),
+    ),
+}
+_NUMBERS = {
+    **dict.fromkeys(("1", "one", "first", "1st"), 1),
+    **dict.fromkeys(("2", "two", "second", "2nd"), 2),
+    **dict.fromkeys(("3", "three", "third", "3rd"), 3),
+    **dict.fromkeys(("4", "four", "fourth", "4th"), 4),
+}
+# Words around a picked number: "I'll go for the second one please", "option 2", "#2".
+_AROUND_A_NUMBER = frozenset(
+    {"the", "number", "no", "nr", "option", "choice", "one", "please", "pls", "ok", "okay", "thanks", "i", "ll"}
+    | {"pick", "choose", "take", "go", "for", "with", "lets", "do"}
+)
 
 _YES = re.compile(
     r"^\W*(?:yes|y|yeah|yep|yup|sure|ok|okay|ready|let'?s go|let'?s do it|go|start|absolutely|"
@@ -59,16 +120,6 @@ _NO = re.compile(
     r"^\W*(?:no|n|nope|nah|no thanks|no thank you|not interested|i'?m not interested|"
     r"i don'?t want to|i do not want to|i'?d rather not|please don'?t)\b(?!\s+(?:worries|problem))",
     re.I,
-)
-# "?" alone is its own branch, with no "\W*" before it that could also take the question marks: written as
-# "^\W*\?+\W*$", a run of them before a letter was split in every way between the three, cubic in the run.
-_VAGUE = re.compile(
-    r"^\W*(?:idk|dunno|not sure|unsure|maybe|whatever|anything|any ?time|whenever|hmm+|hm+|eh|"
-    r"i don'?t know|no idea|depends|not really sure)\W*$|^[^\w?]*\?\W*$",
-    re.I,
-)
-_NOTHING_ELSE = re.compile(
-    r"^\W*(?:no|nope|nah|nothing|none|n/?a|that'?s (?:it|all)|all good|not really|not now)\b", re.I
 )
 _REASON_LEAD = re.compile(
     r"^(?:because|so that i can|so that|so i can|so|i want to|i'?d like to|i need to|to)\s+", re.I
@@ -90,8 +141,9 @@ def is_no(text: str) -> bool:
 
 
 def is_vague(text: str) -> bool:
+    """Whether `text` gives no answer: it declines or dodges ("no", "idk", "hmm"), or has no letter or digit."""
     text = read_prefix(text)
-    return not re.search(r"[A-Za-z0-9]", text) or bool(_VAGUE.search(text))
+    return not re.search(r"[A-Za-z0-9]", text) or non_answer(text) in (NonAnswer.REFUSAL, NonAnswer.FILLER)
 
 
 def missing_intake_fields(ctx: TurnContext) -> list[str]:
@@ -102,24 +154,50 @@ def _clean(text: str, limit: int = 120) -> str:
     return " ".join(text.split()).strip(" .!")[:limit]
 
 
-def _answer_to(question: str, text: str) -> str | None:
-    """What `text` answers to `question`, or None when it is too vague to use."""
-    if question == "habit_domain":
-        if found := re.fullmatch(r"\W*([1-4])\W*", text):
-            return DOMAINS[int(found.group(1)) - 1]
-        return canonical_domain(text) or (None if is_vague(text) else _clean(text, 80))
-    if question == "motivation":
-        if is_vague(text):
-            return None
-        reason = _REASON_LEAD.sub("", _clean(text))
-        return reason or None
+def _meant(value: str | None) -> str | None:
+    """`value`, when it means something."""
+    return value if value and non_answer(value) is None else None
+
+
+def _picked(text: str, count: int) -> int | None:
+    """The number of the choice `text` picks, 1 to `count` ("2", "#2", "the second one"), or None."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    named = [w for w in words if w not in _AROUND_A_NUMBER] or [w for w in words if w == "one"]
+    number = _NUMBERS.get(named[0]) if len(named) == 1 else None
+    return number if number is not None and number <= count else None
+
+
+def _chosen(text: str, choices: tuple[Choice, ...]) -> Choice | None:
+    """The choice `text` picks: by its number, or by its name in a few words ("coffee", "the sleep one")."""
+    if (number := _picked(text, len(choices))) is not None:
+        return choices[number - 1]
+    if len(text.split()) > _FEW_WORDS or parse_anchor(text):  # a routine of their own, said in full
+        return None
+    named = [choice for choice in choices if choice.names.search(text)]
+    return named[0] if len(named) == 1 else None
+
+
+def _answer_to(question: str, text: str, *, offered: bool) -> str | None:
+    """What `text` answers to `question`, or None when it means nothing to go on. `offered`: the question
+    came with numbered choices, so a number or a choice's name picks one."""
     if question == "preferred_time":
         return parse_time(text)
-    if question == "prompt_anchor":
-        return None if is_vague(text) else anchor_from_answer(text)
-    if question == "additional_info":
-        return "none" if _NOTHING_ELSE.search(text) or is_vague(text) else _clean(text, 200)
-    return None
+    if question == "additional_info":  # here "no" is an answer: nothing to add
+        return "none" if is_vague(text) or non_answer(text) is NonAnswer.GIBBERISH else _clean(text, 200)
+    if question == "habit_domain":  # the question itself numbers the domains
+        if (number := _picked(text, len(DOMAINS))) is not None:
+            return DOMAINS[number - 1]
+        return canonical_domain(text) or _meant(_clean(text, 80))
+    choices = _CHOICES.get(question)
+    if choices is None:
+        return None
+    if offered and (choice := _chosen(text, choices)) is not None:
+        return choice.value
+    if non_answer(text) is not None:
+        return None
+    if question == "motivation":
+        return _REASON_LEAD.sub("", _clean(text)) or None
+    return anchor_from_answer(text)
 
 
 def _volunteered(text: str) -> dict[str, str | None]:
@@ -128,8 +206,8 @@ def _volunteered(text: str) -> dict[str, str | None]:
     return {
         "habit_domain": canonical_domain(text),
         "preferred_time": parse_time_beside_anchor(text),
-        "prompt_anchor": parse_anchor(text),
-        "motivation": _clean(reason.group("reason")) if reason else None,
+        "prompt_anchor": _meant(parse_anchor(text)),
+        "motivation": _meant(_clean(reason.group("reason"))) if reason else None,
     }
 
 
@@ -138,9 +216,14 @@ def _fill_missing(ctx: TurnContext, values: dict[str, str | None]) -> list[str]:
     return ctx.update_profile({k: v for k, v in values.items() if v and not getattr(ctx.profile, k)})
 
 
+def _asking_again(question: str, vague_answers: int) -> str:
+    """Other words after the first answer that meant nothing, choices to pick from after the second."""
+    return ASK_AGAIN[question] if vague_answers < MAX_VAGUE_ANSWERS else OFFER_CHOICES[question]
+
+
 @dataclass(frozen=True)
 class IntakeReading:
-    ask_again: str | None = None  # the answer was too vague: send this instead of the next question
+    ask_again: str | None = None  # the answer meant nothing to go on: send this instead of the next question
     note: str | None = None  # say this before the next question (a default we chose for them)
 
 
@@ -150,17 +233,25 @@ def read_intake_answer(ctx: TurnContext, text: str) -> IntakeReading:
     question = ctx.flow.intake_question
     note = None
     if question in INTAKE_FIELDS and question is not None:
-        answer = _answer_to(question, text)
-        if answer is None and ctx.flow.intake_retries >= MAX_VAGUE_ANSWERS:
-            answer, note = _DEFAULTS.get(question, (_clean(text) or "-", None))
+        offered = ctx.flow.intake_retries >= MAX_VAGUE_ANSWERS
+        answer = _answer_to(question, text, offered=offered)
+        if answer is None and offered:
+            answer, note = _DEFAULTS[question]
+            ctx.record("intake_default_used", question=question, value=answer)
         if answer is not None:
             ctx.update_profile({question: answer})
             ctx.flow.intake_retries = 0
     _fill_missing(ctx, _volunteered(text))
     if question in ASK_AGAIN and question in INTAKE_FIELDS and not getattr(ctx.profile, question):
         ctx.flow.intake_retries += 1
-        ctx.record("intake_vague_answer", question=question, retries=ctx.flow.intake_retries)
-        return IntakeReading(ask_again=ASK_AGAIN[question])
+        reason = non_answer(text)
+        ctx.record(
+            "intake_vague_answer",
+            question=question,
+            retries=ctx.flow.intake_retries,
+            reason=reason.value if reason is not None else "not_understood",
+        )
+        return IntakeReading(ask_again=_asking_again(question, ctx.flow.intake_retries))
     return IntakeReading(note=note)
 
 
