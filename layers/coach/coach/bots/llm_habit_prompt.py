@@ -11,22 +11,13 @@ import re
 from string import Template
 
 from coach.bots.llm_coach import LlmAllowance, prompt_text, tone_guide
-from coach.bots.prompt_generator import HabitPrompt, second_person
+from coach.bots.prompt_generator import HabitPrompt, content_words, second_person
 from coach.bots.turn import TurnContext
 from coach.domain.chat import ChatMessage, LanguageModelUnavailable
 from coach.domain.safety import check_coach_output
 from coach.domain.sms_text import count_segments, normalise
 from coach.ports import LanguageModel
 
-# Words that say nothing of which anchor or habit is meant: the check looks for the others.
-_FILLER = frozenset(
-    {
-        *("a", "an", "and", "the", "my", "your", "our", "to", "of", "for", "on", "in", "at", "after", "before"),
-        *("when", "then", "it", "its", "is", "are", "be", "do", "try", "with", "just", "each", "every", "day"),
-        *("daily", "minute", "minutes", "1", "one", "60", "seconds", "second"),
-    }
-)
-_WORD = re.compile(r"[a-z0-9']+")
 _TOO_LONG = re.compile(
     r"\b(?:[2-9]|[1-9]\d+)\s*(?:-\s*)?(?:minutes?|mins?|hours?|hrs?)\b|\b(?:an|one|1)\s+hours?\b", re.I
 )
@@ -71,20 +62,11 @@ def prompt_problems(text: str, ctx: TurnContext, template: HabitPrompt, segment_
 
 
 def _names(text: str, phrase: str) -> bool:
-    """Whether `text` says at least half of what `phrase` names (its words that are not filler)."""
-    wanted = {_stem(w) for w in _WORD.findall(phrase.lower()) if w not in _FILLER}
+    """Whether `text` says at least half of what `phrase` names (its content words)."""
+    wanted = content_words(phrase)
     if not wanted:
         return True
-    said = {_stem(w) for w in _WORD.findall(text)}
-    return len(wanted & said) * 2 >= len(wanted)
-
-
-def _stem(word: str) -> str:
-    """Crude, but enough to see "stretching" in "stretch" and "breaths" in "breath"."""
-    for suffix in ("ing", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    return len(wanted & content_words(text)) * 2 >= len(wanted)
 
 
 def _system(ctx: TurnContext, template: HabitPrompt) -> str:

@@ -137,7 +137,7 @@ _NOT_A_GOAL = frozenset(
         *("i", "i'd", "i'm", "you", "want", "like", "would", "need", "try", "be", "get", "do", "more", "less"),
         *("better", "some", "just", "bit", "lot", "every", "each", "day", "daily", "minute", "1", "one", "it"),
         *("healthy", "healthier", "eating", "eat", "physical", "activity", "mental", "well-being", "wellbeing"),
-        *("screen", "time", "habit", "habits"),
+        *("screen", "time", "habit", "habits", "minutes", "60", "seconds", "second", "then", "when", "is", "are"),
     }
 )
 _WORD = re.compile(r"[a-z0-9'-]+")

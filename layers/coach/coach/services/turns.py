@@ -256,27 +256,22 @@ class SavedTurns:
         outbox = list(plan.outbox)
         before = desired_schedules(loaded.participant, loaded.flow, loaded.now)
         after = desired_schedules(loaded.participant, plan.flow, loaded.now)
+        effects: list[tuple[str, ReconcileSchedules | AlertResearchers]] = []
         if names := changed_schedules(before, after):
-            outbox.append(
-                OutboxItem(
-                    participant_id=loaded.participant.id,
-                    key=f"{plan.key}#schedules",
-                    kind=OutboxKind.EFFECT,
-                    created_at=loaded.now,
-                    effect=ReconcileSchedules(names=names).model_dump(mode="json"),
-                )
-            )
+            effects.append(("schedules", ReconcileSchedules(names=names)))
         for n, flag in enumerate(e for e in plan.events if e.kind == "safety_flag"):
             alert = AlertResearchers(category=flag.data["category"], rule=flag.data["rule"], flagged_at=flag.at)
-            outbox.append(
-                OutboxItem(
-                    participant_id=loaded.participant.id,
-                    key=f"{plan.key}#alert{n}",
-                    kind=OutboxKind.EFFECT,
-                    created_at=loaded.now,
-                    effect=alert.model_dump(mode="json"),
-                )
+            effects.append((f"alert{n}", alert))
+        outbox += [
+            OutboxItem(
+                participant_id=loaded.participant.id,
+                key=f"{plan.key}#{suffix}",
+                kind=OutboxKind.EFFECT,
+                created_at=loaded.now,
+                effect=effect.model_dump(mode="json"),
             )
+            for suffix, effect in effects
+        ]
         self.conversation.save_turn(
             plan.flow,
             answered=plan.answered,
