@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run chat sms researcher test study-week check lint typecheck cfn-lint validate openapi coverage clean bench redrive
+.PHONY: help run chat sms researcher test unit study-week check lint typecheck cfn-lint validate openapi coverage clean bench redrive
 
 help:
 	@echo "make run       start the local stack on 127.0.0.1:\$${PORT:-3000}"
@@ -19,6 +19,7 @@ help:
 	@echo "make sms FROM=+12065550100 BODY='hi'   text the running local stack as that number; prints the replies"
 	@echo "make researcher ARGS='export --out study-data'   the researchers' API from the command line (enroll, export, timeline, participants)"
 	@echo "make test      run the whole test suite"
+	@echo "make unit      the unit tests only (seconds; no moto, no local stack)"
 	@echo "make study-week   50 participants, a simulated week, the export checked (about 4 minutes)"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
@@ -58,6 +59,10 @@ researcher: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The domain, bots and services without AWS (no moto, no local stack): seconds, for the edit-test loop.
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ engine alone, without stores).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -32,6 +33,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def show(title: str, value: str, command: str) -> None:
     print(f"{title:<58} {value:>22}   ({command})", flush=True)
+
+
+MISSED: list[str] = []  # the figures that missed their goal, listed again at the end
+
+
+def goal(title: str, value: str, target: str, met: bool, command: str) -> None:
+    """A figure of issue 12's table: its value, its goal and whether it is met."""
+    verdict = "ok" if met else "MISSED"
+    if not met:
+        MISSED.append(title)
+    print(f"{title:<58} {value:>22}   goal {target:<12} {verdict:<6} ({command})", flush=True)
 
 
 @contextmanager
@@ -158,6 +170,42 @@ def text(runs: int = 5) -> None:
     print(f"    median of {runs} runs of run_turn in FEEDBACK, offline coach, no stores")
 
 
+def flow() -> None:
+    """The flow-state item's worst case (every text it keeps at its bound, four-byte characters), and what the
+    LLM's context costs: the newest messages come from that item, which every turn reads anyway."""
+    from coach.domain.flow import HISTORY_SENT_TO_LLM
+    from tests.support.flow_size import FLOW_ITEM_GOAL_BYTES, flow_item_bytes, worst_case_flows
+
+    sizes = {name: flow_item_bytes(flow) for name, flow in worst_case_flows().items()}
+    worst = max(sizes.values())
+    detail = ", ".join(f"{name} {size / 1024:.1f} KB" for name, size in sizes.items())
+    goal(
+        "flow-state item, worst case",
+        f"{worst / 1024:.1f} KB",
+        f"<= {FLOW_ITEM_GOAL_BYTES // 1024} KB",
+        worst <= FLOW_ITEM_GOAL_BYTES,
+        "bench flow",
+    )
+    print(f"    {detail}; the LLM's newest {HISTORY_SENT_TO_LLM} messages come from this item: no extra request")
+
+
+def suite() -> None:
+    """The last whole run of `make test` (tests/conftest.py records it): measured there, printed here."""
+    from tests.conftest import SUITE_RECORD
+
+    if not SUITE_RECORD.exists():
+        show("make test, last whole run", "not run yet", "make test, then bench suite")
+        return
+    record = json.loads(SUITE_RECORD.read_text())
+    value = f"{record['seconds'] / 60:.1f} min"
+    met = record["seconds"] <= 300 and record["exit_status"] == 0
+    goal("make test, last whole run (pytest's own time)", value, "<= 5 min", met, "make test, then bench suite")
+    print(
+        f"    {record['tests']} tests, {record['failed']} failed, {record['workers']} processes on "
+        f"{record['cpus']} CPUs, {record['at']}"
+    )
+
+
 def feedback() -> None:
     """classify_feedback on the labelled replies of tests/unit/domain/feedback_examples.tsv: not a speed, but
     kept with the benches so that `make bench` shows it beside them."""
@@ -173,6 +221,8 @@ BENCHES: dict[str, Callable[[], None]] = {
     "nudge": nudge,
     "text": text,
     "feedback": feedback,
+    "flow": flow,
+    "suite": suite,
 }
 
 
@@ -186,6 +236,8 @@ def main() -> None:
     print("Each figure names the command that reproduces it: python -m tests.<bench ...> (make bench: all).")
     for name in chosen:
         BENCHES[name]()
+    if MISSED:
+        print(f"missed their goal: {', '.join(MISSED)}")
 
 
 if __name__ == "__main__":

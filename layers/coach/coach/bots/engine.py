@@ -21,7 +21,7 @@ from coach.bots.prompt_generator import HabitPrompt, deliver_habit_prompt, gener
 from coach.bots.turn import Outgoing, TurnContext, TurnEvent, TurnInput, TurnResult, profile_changes
 from coach.domain import intensity
 from coach.domain.chat import LanguageModelUnavailable
-from coach.domain.flow import HISTORY_STORED, HistoryEntry, PendingOutcome, PendingReminder, SafetyReview, SubState
+from coach.domain.flow import HistoryEntry, PendingOutcome, PendingReminder, SafetyReview, SubState, bounded_history
 from coach.domain.message import MAX_BODY_CHARS
 from coach.domain.reachability import Purpose, unreachable_reasons
 from coach.domain.safety import SafetyHit, check_coach_output, screen
@@ -151,7 +151,7 @@ def _for(purpose: Purpose, texts: list[str], coach: str = "offline") -> Replies:
 def _remember(ctx: TurnContext, role: str, text: str) -> None:
     """Append to the bounded history (the transcript items keep everything)."""
     entry = HistoryEntry(role="user" if role == "user" else "assistant", content=text[:MAX_BODY_CHARS], at=ctx.now)
-    ctx.flow.history = [*ctx.flow.history, entry][-HISTORY_STORED:]
+    ctx.flow.history = bounded_history([*ctx.flow.history, entry])
 
 
 def _unreachable(ctx: TurnContext, turn: TurnInput, purpose: Purpose) -> tuple[str, ...]:

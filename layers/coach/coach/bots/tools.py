@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coach.bots.feedback_tracker import track_feedback
 from coach.bots.prompt_generator import MissingFields, deliver_habit_prompt, generate_habit_prompt
-from coach.bots.turn import TurnContext
+from coach.bots.turn import MAX_PROFILE_VALUE_BYTES, TurnContext
 from coach.domain.chat import ToolSpec
 from coach.domain.errors import DomainError
 from coach.domain.feedback import Classification, FeedbackKind
 from coach.domain.flow import SubState
+from coach.domain.message import clip_utf8
 from coach.domain.times import parse_time
 
 
@@ -105,8 +106,9 @@ def save_user_profile(ctx: TurnContext, args: SaveUserProfile) -> str:
 
 
 def generate_habit_prompt_tool(ctx: TurnContext, args: GenerateHabitPrompt) -> str:
-    if args.personalization_notes and args.personalization_notes != ctx.profile.personalization_notes:
-        ctx.profile.personalization_notes = args.personalization_notes  # the daily prompts read them
+    notes = clip_utf8(args.personalization_notes, 2 * MAX_PROFILE_VALUE_BYTES)  # 500 characters, bounded in bytes
+    if notes and notes != ctx.profile.personalization_notes:
+        ctx.profile.personalization_notes = notes  # the daily prompts read them
     prompt = generate_habit_prompt(ctx.profile, ctx.rng, ctx.flow.last_habit_prompt)
     if isinstance(prompt, MissingFields):
         ctx.record("habit_prompt_missing_fields", occasion="llm", missing=list(prompt.fields))

@@ -12,7 +12,7 @@ from typing import Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from coach.domain.flow import DailySchedule, FlowState, PendingTransition, SubState
-from coach.domain.message import ResearchEvent
+from coach.domain.message import ResearchEvent, clip_utf8
 from coach.domain.participant import Participant
 from coach.domain.profile import UserProfile
 from coach.domain.reachability import Purpose, QuietHours
@@ -22,6 +22,7 @@ from coach.domain.times import parse_time
 PROFILE_TEXT_FIELDS = ("habit_domain", "motivation", "preferred_time", "prompt_anchor", "additional_info")
 PROFILE_FEEDBACK_FIELDS = ("last_barrier", "last_tweak", "last_successful_prompt")
 MAX_PROFILE_VALUE_CHARS = 300
+MAX_PROFILE_VALUE_BYTES = 600  # and UTF-8 bytes: the flow item stays bounded (coach.domain.flow)
 
 
 class TurnEvent(StrEnum):
@@ -200,7 +201,7 @@ class TurnContext:
         for name, raw in changes.items():
             if name not in PROFILE_TEXT_FIELDS + PROFILE_FEEDBACK_FIELDS or raw is None:
                 continue
-            value = " ".join(str(raw).split())[:MAX_PROFILE_VALUE_CHARS]
+            value = clip_utf8(" ".join(str(raw).split())[:MAX_PROFILE_VALUE_CHARS], MAX_PROFILE_VALUE_BYTES)
             if not value:
                 continue
             if name == "preferred_time":

@@ -8,11 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coach.domain.message import clip_utf8
 from coach.domain.profile import UserProfile
 from coach.domain.tone import Tone
 
-HISTORY_STORED = 50  # newest messages kept in the flow state; the transcript items are the full record
-HISTORY_SENT_TO_LLM = 30
+# The flow state keeps the newest messages, bounded by count and by bytes: the item is rewritten whole every
+# turn, so its size is the write's cost. The transcript items are the full record. The worst case of the whole
+# item (every text at its bound, four-byte characters) is measured by `python -m tests.bench flow`.
+HISTORY_STORED = 50
+HISTORY_BYTES = 12_000  # UTF-8 bytes of the kept messages' texts together
+HISTORY_ENTRY_BYTES = 3_200  # one message's text: 1,600 characters of two-byte text, as Twilio delivers at most
+HISTORY_SENT_TO_LLM = 30  # the LLM reads the newest of the kept ones (no transcript query per turn)
 
 
 class ConversationState(StrEnum):
@@ -28,6 +34,21 @@ class HistoryEntry(BaseModel):
     role: Literal["user", "assistant"]
     content: str
     at: datetime
+
+
+def bounded_history(entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The newest entries within HISTORY_STORED and HISTORY_BYTES (each entry's text within HISTORY_ENTRY_BYTES);
+    the newest is always kept."""
+    kept: list[HistoryEntry] = []
+    total = 0
+    for entry in reversed(entries[-HISTORY_STORED:]):
+        content = clip_utf8(entry.content, HISTORY_ENTRY_BYTES)
+        size = len(content.encode())
+        if kept and total + size > HISTORY_BYTES:
+            break
+        kept.append(entry if content == entry.content else entry.model_copy(update={"content": content}))
+        total += size
+    return kept[::-1]
 
 
 class PendingReminder(BaseModel):

@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_BODY_CHARS = 1600  # Twilio's own limit for one message; longer bodies are cut and flagged
 
 
+def clip_utf8(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, never inside a character (items stored whole are bounded in
+    bytes: DynamoDB bills and limits them so)."""
+    encoded = text.encode()
+    return text if len(encoded) <= limit else encoded[:limit].decode(errors="ignore")
+
+
 class Direction(StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"

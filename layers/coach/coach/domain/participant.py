@@ -9,7 +9,10 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field
 
 from coach.domain.errors import InvalidField
+from coach.domain.message import clip_utf8
 from coach.domain.timezones import canonical_timezone
+
+BACKGROUND_BYTES = 4_000  # what the coach is told of the person, in UTF-8 bytes
 
 
 class ParticipantStatus(StrEnum):
@@ -52,7 +55,8 @@ class Participant(BaseModel):
             f"Background: {self.background}" if self.background else "",
             f"Timezone: {self.timezone}",
         ]
-        return "\n".join(p for p in parts if p)
+        # Bounded in bytes too: the flow state keeps a copy (coach.domain.flow bounds that item).
+        return clip_utf8("\n".join(p for p in parts if p), BACKGROUND_BYTES)
 
 
 def canonical_phone_number(raw: str, default_region: str, field: str = "phone_number") -> str:
