@@ -62,7 +62,7 @@ test: $(STAMP)
 
 # The domain, bots and services without AWS (no moto, no local stack): seconds, for the edit-test loop.
 unit: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

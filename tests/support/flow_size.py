@@ -80,13 +80,13 @@ def worst_case_flow() -> FlowState:
 
 
 def worst_case_flows() -> dict[str, FlowState]:
-    """That participant after a month of the longest texts (ten coalesced per turn), and after a month of texts
+    """That participant after 30 turns of the longest texts (ten coalesced per turn), and after 30 turns of texts
     just short enough that HISTORY_STORED of them fill HISTORY_BYTES (the most entries, each with its overhead)."""
     filled = WIDE * (HISTORY_BYTES // HISTORY_STORED // len(WIDE.encode()))
     flows = {}
     for name, texts in (("longest texts", [WIDE * MAX_BODY_CHARS] * 10), ("most entries", [filled])):
         flow, now = worst_case_flow(), START
-        for _ in range(60):
+        for _ in range(30):  # both fill the history: 2 entries a turn at least
             now += timedelta(hours=7)
             flow = run_turn(TurnInput(flow=flow, participant=PARTICIPANT, now=now, texts=texts)).flow
         flows[name] = flow
