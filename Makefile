@@ -27,9 +27,12 @@ help:
 	@echo "make redrive   move the inbound dead-letter queue back to the queue (STACK=name on AWS; else the local stack)"
 
 # (Re)create the venv when it is missing or a requirements file changed since the last install.
+# phonenumberslite replaced phonenumbers: both install the module `phonenumbers`, so a venv that had the
+# old one drops both first (uninstalling one later would delete the other's files) and gets lite alone.
 $(STAMP): layers/coach/requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip==26.3
+	@if $(PY) -m pip show phonenumbers >/dev/null 2>&1; then $(PY) -m pip uninstall -q -y phonenumbers phonenumberslite; fi
 	@$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
 

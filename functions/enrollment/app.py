@@ -22,18 +22,23 @@ from pydantic import BaseModel
 from coach.bootstrap import enrollment_service, export_service, researcher, researcher_messages
 from coach.domain.audit import Actor, AuditEntry
 from coach.domain.decisions import DecisionPoint
+from coach.domain.deletion import Deletion
 from coach.domain.exports import ExportJob, ExportRequest, ExportView
 from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.http import csv_body_as_json, error_responses, guard_json_request, register_error_handlers
 from coach.observability import logger, metrics, tracer
 from coach.services.bulk_enrollment import MAX_ROWS, BulkEnroll, BulkEnrollment, BulkResult
+from coach.services.deletion import within
 from coach.services.enrollment import ConversationView, EnrollParticipant, ParticipantDetail, UpdateParticipant
 from coach.services.messages import Broadcast, MessageQueued, SendMessage
 from coach.settings import enrollment_settings
 
 BULK_PATH = "/conversation/participants/bulk"
 BULK_MAX_BODY_BYTES = 256_000  # BulkEnroll.csv's own limit: MAX_ROWS rows of about 1,200 bytes
+# A DELETE removes a long history for this long, then answers 202 (the researcher does not wait for 3,000 items).
+DELETE_SECONDS = 8.0
+DELETE_MARGIN_SECONDS = 3.0  # of the invocation's time: counting what is left and answering
 
 API_TITLE = "SMS Habit Coach - researchers' API"
 API_VERSION = "1.0.0"
@@ -194,16 +199,36 @@ def update_participant(id: ParticipantId, body: Annotated[UpdateParticipant, Bod
 @app.delete(
     "/conversation/participants/<id>",
     summary="Delete a participant and every item of theirs",
+    description=(
+        "Their schedules, record, transcript, events, decision points and archived items go; the audit trail "
+        "keeps their entries without personal values, and one tombstone. From the first request on the "
+        "participant is gone (no texts, no nudges, not listed, 404). A long history is removed in batches for "
+        f"about {DELETE_SECONDS:.0f} s per request: 202 says what is left, and the rest goes on its own within "
+        "the hour (the retention job) or at once with the same DELETE again. 204 when nothing is left; 404 "
+        "when there is no such participant (or its deletion finished)."
+    ),
     responses={
-        204: OpenAPIResponse(description="Deleted"),
+        202: OpenAPIResponse(
+            description="Gone for every reader; the rest of the history is still being removed",
+            content={content_types.APPLICATION_JSON: OpenAPIResponseContentModel(model=Deletion)},
+        ),
+        # No body: without `content`, the document would give it the route's return type.
+        204: OpenAPIResponse(description="Deleted: nothing of the participant is left", content={}),
         **error_responses(
             HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE
         ),
     },
 )
-def delete_participant(id: ParticipantId) -> Response[None]:
-    enrollment_service().delete(id, _actor())
-    logger.info("participant deleted", extra={"participant_id": id})
+def delete_participant(id: ParticipantId) -> Response[Deletion | None]:
+    context = app.lambda_context
+
+    def invocation_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000 - DELETE_MARGIN_SECONDS
+
+    deletion = enrollment_service().delete(id, _actor(), within(DELETE_SECONDS, invocation_left))
+    logger.info("participant deleted" if deletion.done else "participant deletion goes on", extra=deletion.model_dump())
+    if not deletion.done:
+        return _json(202, deletion)
     return Response(status_code=204, content_type=None, body=None)
 
 

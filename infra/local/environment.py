@@ -31,11 +31,20 @@ def env_name(parameter: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", parameter).upper()
 
 
+# What the local stack runs with unless the shell says otherwise. The fake Twilio has no send rate to keep
+# to; SEND_RATE=1 NUDGE_CONCURRENCY=1 paces as on AWS, in real seconds (the prompt generator's invocations
+# share one process, so one pacer, where AWS gives each container its own). A few invocations at once are
+# plenty in one process (each is a thread; each of the conversation function's is a queue poller).
+LOCAL_PARAMETERS = {"SendRate": "1000", "WebhookConcurrency": "10", "ConversationConcurrency": "10"}
+
+
 def parameter_values(
     template: Mapping[str, Any], shell: Mapping[str, str], local_defaults: Mapping[str, str]
 ) -> dict[str, str]:
-    """Each parameter's value: the shell's variable of the same name wins, then the local default,
-    then the template's Default. The variables are the ones an operator would set in AWS."""
+    """Each parameter's value: the shell's variable of the same name wins, then the local default (the
+    caller's, else LOCAL_PARAMETERS), then the template's Default. The variables are the ones an operator
+    would set in AWS."""
+    local_defaults = {**LOCAL_PARAMETERS, **local_defaults}
     values: dict[str, str] = {}
     for name, spec in template.get("Parameters", {}).items():
         from_shell = shell.get(env_name(name), "")

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from infra.local.environment import PER_FUNCTION_PREFIX
-from infra.local.intrinsics import PhysicalResource, TemplateError
+from infra.local.intrinsics import NO_VALUE, Intrinsics, PhysicalResource, TemplateError
 from infra.template import resources_of_type
 
 Handler = Callable[[Any, Any], Any]
@@ -215,12 +215,19 @@ def functions_from_template(
     template: Mapping[str, Any],
     physical: Mapping[str, PhysicalResource],
     environments: Mapping[str, Mapping[str, str]],
+    intrinsics: Intrinsics | None = None,
 ) -> dict[str, LocalFunction]:
-    """One LocalFunction per AWS::Serverless::Function, importable as `<CodeUri package>.<module>`."""
+    """One LocalFunction per AWS::Serverless::Function, importable as `<CodeUri package>.<module>`.
+
+    `intrinsics` evaluates properties given by a parameter (ReservedConcurrentExecutions: !Ref ...)."""
     defaults = template.get("Globals", {}).get("Function", {})
+    if intrinsics is not None:
+        defaults = _evaluated(intrinsics, defaults)
     functions: dict[str, LocalFunction] = {}
     for logical_id, resource in resources_of_type(dict(template), "AWS::Serverless::Function").items():
         props = resource.get("Properties", {})
+        if intrinsics is not None:
+            props = _evaluated(intrinsics, props)
         module, handler_name = handler_location(logical_id, props)
         resource_ids = physical.get(logical_id) or PhysicalResource(logical_id, {"Arn": logical_id})
         functions[logical_id] = LocalFunction(
@@ -239,6 +246,22 @@ def functions_from_template(
             },
         )
     return functions
+
+
+_NUMERIC_PROPERTIES = ("MemorySize", "Timeout", "ReservedConcurrentExecutions")
+
+
+def _evaluated(intrinsics: Intrinsics, props: Mapping[str, Any]) -> dict[str, Any]:
+    """The numeric properties read here, evaluated (a property that evaluates to AWS::NoValue is absent)."""
+    evaluated = dict(props)
+    for name in _NUMERIC_PROPERTIES:
+        if name in props:
+            value = intrinsics.evaluate(props[name])
+            if value is NO_VALUE:
+                del evaluated[name]
+            else:
+                evaluated[name] = value
+    return evaluated
 
 
 def _number(logical_id: str, name: str, props: Mapping[str, Any], defaults: Mapping[str, Any], default: float) -> float:

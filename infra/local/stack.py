@@ -142,7 +142,7 @@ class LocalStack:
         for directory in layer_directories(self.template, ROOT):
             if str(directory) not in sys.path:
                 sys.path.insert(0, str(directory))
-        self.functions = functions_from_template(self.template, self.physical, environments)
+        self.functions = functions_from_template(self.template, self.physical, environments, self.intrinsics)
         for logical_id, handler in self._handler_overrides.items():
             self.functions[logical_id].handler = handler
         rest_api = rest_api_from_template(self.template)

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -44,24 +44,63 @@ class EnrolledStack:
 
 
 @contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """These variables set (None: removed) while inside, then put back as they were: only these, so that moto
+    can still remove the credentials it added when its mock ends."""
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def enrolled_stack() -> Iterator[EnrolledStack]:
     """moto, the webhook's environment and one enrolled participant (through the enrollment handler)."""
     from tests.integration.test_enrollment_api import enroll
     from tests.integration.test_webhook_sms import AUTH_TOKEN
 
-    saved = dict(os.environ)
     with template_resources() as aws:
-        os.environ.update(TABLE_NAME=aws.table_name, QUEUE_URL=aws.queue_url, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-        for name in ("PUBLIC_BASE_URL", "TWILIO_SECRET_NAME", "AUTO_ENROLL"):
-            os.environ.pop(name, None)
-        forget_built_services()
-        participant = enroll({"phone_number": PHONE})
-        try:
-            yield EnrolledStack(aws, participant["id"])
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        webhook = {"TABLE_NAME": aws.table_name, "QUEUE_URL": aws.queue_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+        with environment(**webhook, PUBLIC_BASE_URL=None, TWILIO_SECRET_NAME=None, AUTO_ENROLL=None):
             forget_built_services()
+            participant = enroll({"phone_number": PHONE})
+            try:
+                yield EnrolledStack(aws, participant["id"])
+            finally:
+                forget_built_services()
+
+
+def seed_transcript(participant_id: str, count: int, start: datetime, *, inbound_only: bool = False) -> None:
+    """`count` old messages in the participant's transcript (alternately outbound and answered inbound), written
+    25 items to a BatchWriteItem rather than one transaction each, exactly as the store lays them out."""
+    table = os.environ["TABLE_NAME"]
+    store = DynamoDBParticipantStore(table, boto3.client("dynamodb"))
+    requests = []
+    for n in range(count):
+        inbound = inbound_only or n % 2 == 1
+        message = Message(
+            participant_id=participant_id,
+            message_id=f"old{n}",
+            direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+            body=f"an old message {n}",
+            at=start + timedelta(seconds=n),
+            turn="old" if inbound else None,
+        )
+        requests += [{"PutRequest": {"Item": put["Put"]["Item"]}} for put in store._message_puts(message)]
+    for offset in range(0, len(requests), 25):
+        batch = {table: requests[offset : offset + 25]}
+        while batch:
+            batch = store.client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {}
 
 
 def signed_text(stack: EnrolledStack, body: str, n: int) -> dict[str, Any]:
@@ -85,49 +124,29 @@ def _stores() -> tuple[DynamoDBParticipantStore, DynamoDBConversationStore]:
 
 
 def turn_requests(history: int) -> Counter[str]:
-    """AWS requests of one conversation turn for a participant whose transcript has `history` messages."""
-    with template_resources() as aws:
-        os.environ["TABLE_NAME"] = aws.table_name
-        participants, conversation = _stores()
+    """AWS requests of one conversation turn (the consent answer: two replies) for a participant whose transcript
+    has `history` messages."""
+    return measured_turn(history).requests
+
+
+@dataclass
+class MeasuredTurn:
+    requests: Counter[str]  # AWS requests by service.operation
+    replies: int  # texts the turn sent
+
+
+def measured_turn(history: int = 0, answers: tuple[str, ...] = (), text: str = "yes") -> MeasuredTurn:
+    """AWS requests of the turn that answers `text`, after the greeting and `answers` (the intake so far) and
+    `history` more messages in the transcript. The scheduler is EventBridge Scheduler on moto: a turn that
+    creates the daily schedule pays for it."""
+    with template_resources() as aws, environment(TABLE_NAME=aws.table_name):
         clock, sms, queue = ManualClock(START), FakeSms(), InMemoryWorkQueue()
         settings = ConversationSettings(table_name=aws.table_name)
-        enrollment = EnrollmentService(store=participants, queue=queue, clock=clock)
-        participant = enrollment.enroll(EnrollParticipant(phone_number=PHONE))
-        scheduler = _NoScheduler()
-        service = build_conversation_service(
-            settings, participants=participants, conversation=conversation, sender=sms, scheduler=scheduler, clock=clock
-        )
-        service.handle(queue.sent.pop())
-        for n in range(history):
-            clock.advance(seconds=1)
-            participants.put_message(
-                Message(
-                    participant_id=participant.id,
-                    message_id=f"old{n}",
-                    direction=Direction.INBOUND if n % 2 else Direction.OUTBOUND,
-                    body=f"an old message {n}",
-                    at=clock.now(),
-                    turn="old" if n % 2 else None,
-                )
-            )
-        clock.advance(minutes=1)
-        text = Message(
-            participant_id=participant.id,
-            message_id="SMnew",
-            direction=Direction.INBOUND,
-            body="yes",
-            at=clock.now(),
-            status="received",
-        )
-        conversation.record_inbound(text)
-        from coach.domain.work import ConversationWork, WorkKind
 
-        work = ConversationWork(
-            kind=WorkKind.INBOUND, participant_id=participant.id, occurred_at=clock.now(), message_id="SMnew"
-        )
-        with counting_aws_calls() as counts:
+        def service() -> Any:
             participants, conversation = _stores()
-            service = build_conversation_service(
+            scheduler = EventBridgeScheduler(aws.schedule_group, _ROLE, _TARGET, client=boto3.client("scheduler"))
+            return build_conversation_service(
                 settings,
                 participants=participants,
                 conversation=conversation,
@@ -135,8 +154,58 @@ def turn_requests(history: int) -> Counter[str]:
                 scheduler=scheduler,
                 clock=clock,
             )
-            service.handle(work)
-        assert sms.sent[-1].body, "the turn sent its reply"
+
+        enrollment = EnrollmentService(store=_stores()[0], queue=queue, clock=clock)
+        participant = enrollment.enroll(EnrollParticipant(phone_number=PHONE))
+        service().handle(queue.sent.pop())
+        for n, body in enumerate(answers):
+            clock.advance(minutes=1)
+            service().handle(_received(participant.id, f"SMintake{n}", body, clock))
+        clock.advance(seconds=1)
+        seed_transcript(participant.id, history, clock.now() - timedelta(days=1))
+        clock.advance(minutes=1)
+        work = _received(participant.id, "SMnew", text, clock)
+        before = len(sms.sent)
+        with counting_aws_calls() as counts:
+            service().handle(work)
+        replies = len(sms.sent) - before
+        assert replies, "the turn sent its reply"
+        return MeasuredTurn(counts, replies)
+
+
+def _received(participant_id: str, sid: str, body: str, clock: ManualClock) -> Any:
+    """What the webhook does with a text: store it once, then queue its work (as it does, with the text's time)."""
+    from coach.domain.work import ConversationWork, WorkKind
+
+    text = Message(
+        participant_id=participant_id,
+        message_id=sid,
+        direction=Direction.INBOUND,
+        body=body,
+        at=clock.now(),
+        status="received",
+    )
+    _stores()[1].record_inbound(text)
+    return ConversationWork(
+        kind=WorkKind.INBOUND, participant_id=participant_id, occurred_at=text.at, message_id=sid, message_at=text.at
+    )
+
+
+_ROLE = "arn:aws:iam::123456789012:role/bench"
+_TARGET = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+
+
+def webhook_requests(stored: int) -> Counter[str]:
+    """AWS requests of the webhook for one inbound text, from a participant with `stored` texts stored already."""
+    from functions.webhook.app import lambda_handler
+    from tests.support.api import LambdaContext
+
+    with enrolled_stack() as stack:
+        seed_transcript(stack.participant_id, stored, START - timedelta(days=1), inbound_only=True)
+        event = signed_text(stack, "hello coach", stored + 1)
+        with counting_aws_calls() as counts:
+            response = lambda_handler(event, LambdaContext())
+        assert response["statusCode"] == 200, response
         return counts
 
 
@@ -145,29 +214,21 @@ def _memory_stores() -> tuple[Any, Any]:
     return memory, InMemoryConversationStore(memory)
 
 
-class _NoScheduler:
-    def get(self, name: str) -> None:
-        return None
-
-    def put(self, spec: Any, *, exists: bool | None = None) -> None: ...
-    def delete(self, name: str) -> None: ...
-
-
 def nudge_timings(count: int, *, in_memory: bool = False) -> tuple[list[float], Counter[str]]:
     """Time and AWS requests of `count` daily nudges, each for its own coached participant, on moto (or, to
     see our own code's share, on the in-memory stores)."""
-    with template_resources() as aws:
-        os.environ["TABLE_NAME"] = aws.table_name
+    with template_resources() as aws, environment(TABLE_NAME=aws.table_name):
         group = "bench-nudges"
         boto3.client("scheduler").create_schedule_group(Name=group)
         participants, conversation = _memory_stores() if in_memory else _stores()
         clock, sms, queue = ManualClock(START), FakeSms(), InMemoryWorkQueue()
-        scheduler: Any = EventBridgeScheduler(
-            group, "arn:aws:iam::123456789012:role/bench", "arn:aws:lambda:us-east-1:123456789012:function:bench"
-        )
+        scheduler: Any = EventBridgeScheduler(group, _ROLE, _TARGET)
         if in_memory:
             scheduler = InMemoryScheduler()
-        settings = PromptGeneratorSettings(table_name=aws.table_name, schedule_group_name=group)
+        # A rate no pacer waits for: this bench times a nudge's work (bench pacing projects the waits).
+        settings = PromptGeneratorSettings(
+            table_name=aws.table_name, schedule_group_name=group, send_rate=1000, nudge_concurrency=1
+        )
         enrollment = EnrollmentService(store=participants, queue=queue, clock=clock)
         conversation_service = build_conversation_service(
             settings, participants=participants, conversation=conversation, sender=sms, scheduler=scheduler, clock=clock
@@ -178,20 +239,23 @@ def nudge_timings(count: int, *, in_memory: bool = False) -> tuple[list[float], 
             conversation_service.handle(queue.sent.pop())
             for m, body in enumerate(INTAKE):
                 sid = f"SM{n:04d}{m:02d}"
-                conversation.record_inbound(
-                    Message(
-                        participant_id=participant.id,
-                        message_id=sid,
-                        direction=Direction.INBOUND,
-                        body=body,
-                        at=clock.now(),
-                    )
+                text = Message(
+                    participant_id=participant.id,
+                    message_id=sid,
+                    direction=Direction.INBOUND,
+                    body=body,
+                    at=clock.now(),
                 )
+                conversation.record_inbound(text)
                 from coach.domain.work import ConversationWork, WorkKind
 
                 conversation_service.handle(
                     ConversationWork(
-                        kind=WorkKind.INBOUND, participant_id=participant.id, occurred_at=clock.now(), message_id=sid
+                        kind=WorkKind.INBOUND,
+                        participant_id=participant.id,
+                        occurred_at=text.at,
+                        message_id=sid,
+                        message_at=text.at,
                     )
                 )
                 clock.advance(seconds=1)

@@ -97,7 +97,10 @@ def test_whatever_the_llm_does_each_text_gets_one_answer_inside_the_functions_ti
     started = time.monotonic()
     for phone, (case, _) in CASES.items():
         text(stack, phone, f"I'd like to walk more ({case})")
-    reply = stack.request("POST", "/_local/pump/drain", {"timeout_seconds": FUNCTION_TIMEOUT}, key=None)
+    # The drain itself waits up to the function's timeout; the HTTP client waits a little longer (the hanging LLM
+    # alone takes three 3 s attempts: the default 10 s of stack.request would race it).
+    body = {"timeout_seconds": FUNCTION_TIMEOUT}
+    reply = stack.request("POST", "/_local/pump/drain", body, key=None, timeout=FUNCTION_TIMEOUT + 10)
     took = time.monotonic() - started
 
     assert reply.status == 200, reply.body
@@ -151,7 +154,7 @@ def test_a_reply_whose_send_failed_is_not_hidden_by_an_identical_earlier_one(off
     fault = stack.request("POST", "/_local/twilio/faults", {"status": 500, "count": 1}, key=None)
     assert fault.status == 200, fault.body
     text(stack, phone, "hello coach, me again")
-    reply = stack.request("POST", "/_local/pump/drain", {"timeout_seconds": 60}, key=None)
+    reply = stack.request("POST", "/_local/pump/drain", {"timeout_seconds": 60}, key=None, timeout=70)
     assert reply.status == 200, reply.body
 
     again = [m for m in messages(stack, phone) if m["sid"] not in seen]

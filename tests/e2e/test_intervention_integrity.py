@@ -115,7 +115,9 @@ def test_timezone_change_withdrawal_and_a_twilio_outage_never_stop_or_double_the
     advance_to(stack, morning - timedelta(hours=1))
     fault = stack.request("POST", "/_local/twilio/faults", {"status": 503, "minutes": 120}, key=None)
     assert fault.status == 200, fault.body
-    fired = advance_to(stack, morning + timedelta(days=1, minutes=1))
+    # A day of firings with Twilio down: each send is tried three times with real backoff, and Lambda tries the
+    # firing three times; about 8 s on an idle machine, so more than the default 10 s of waiting for them.
+    fired = advance_to(stack, morning + timedelta(days=1, minutes=1), timeout=60)
 
     # ... no nudge that day (Lambda retried the firing twice, then gave up), an expiry on record, and the next
     # morning exactly one nudge

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from coach.domain.errors import DeliveryRejected, DeliveryUnavailable
 from coach.domain.outbox import OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.work import ConversationWork, WorkKind
+from coach.ports import SentSms, StoredTurn, TurnReads
 from coach.services.enrollment import EnrollParticipant, UpdateParticipant
 from tests.support.conversation import START, Harness, harness
 
@@ -59,6 +61,22 @@ def test_a_text_gets_one_reply_however_often_its_work_is_delivered(h: Harness) -
         h.service.handle(work)
 
     assert len(h.sms.sent) == 1 + 2  # greeting, then "Great, let's begin!" + the first question
+    inbound = h.conversation.inbound_message(participant.id, work.message_id or "")
+    assert inbound is not None
+    assert inbound.turn is not None
+
+
+def test_work_queued_before_it_carried_the_texts_time_is_answered_once_all_the_same(h: Harness) -> None:
+    # Given a text whose work an earlier webhook queued with its MessageSid only
+    participant = h.enroll()
+    work = h.receive(participant, "yes").model_copy(update={"message_at": None})
+
+    # When it is delivered, and again
+    h.service.handle(work)
+    h.service.handle(work)
+
+    # Then the text is found by its MessageSid and answered once
+    assert len(h.sms.sent) == 1 + 2
     inbound = h.conversation.inbound_message(participant.id, work.message_id or "")
     assert inbound is not None
     assert inbound.turn is not None
@@ -109,6 +127,83 @@ def test_a_crash_after_the_send_and_before_it_is_marked_does_not_send_twice(h: H
     assert item is not None
     assert item.state is OutboxState.SENT
     assert item.twilio_sid == h.sms.sent[1].sid
+
+
+def test_a_run_that_dies_between_its_sends_and_their_close_sends_nothing_again_on_redelivery(h: Harness) -> None:
+    # Given a turn of two replies whose run is killed after Twilio took both, before it could record them
+    participant = h.enroll()
+    work = h.receive(participant, "yes")
+    close = h.conversation.finish_outbox
+
+    def killed(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("Lambda timed out")
+
+    h.conversation.finish_outbox = killed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        h.service.handle(work)
+    h.conversation.finish_outbox = close  # type: ignore[method-assign]
+    assert len(h.sms.sent) == 3  # the greeting and the two replies
+    assert len(h.conversation.open_outbox(participant.id)) == 2  # saved as being sent, never closed
+
+    # When SQS delivers the work again
+    h.service.handle(work)
+
+    # Then both are found at Twilio and closed with their SIDs: no text went out twice
+    assert len(h.sms.sent) == 3
+    assert h.conversation.open_outbox(participant.id) == []
+    outbound = [m for m in h.participants.list_messages(participant.id, limit=50, next_token=None).items][-2:]
+    assert [m.twilio_sid for m in outbound] == [s.sid for s in h.sms.sent[1:]]
+
+
+def test_a_reply_another_live_run_is_sending_is_left_to_it(h: Harness) -> None:
+    # Given a participant's two texts, the second's turn running while the first's reply is being sent
+    participant = h.enroll()
+    h.text(participant, "yes")
+    first, second = h.receive(participant, "physical activity"), None
+    send = h.sms.send
+
+    def send_while_another_turn_runs(to: str, body: str, **options: Any) -> SentSms:
+        nonlocal second
+        if second is None:  # a nudge, an API message or (without FIFO) another text's turn, at this moment
+            h.clock.advance(seconds=5)
+            second = h.receive(participant, "to have more energy")
+            h.build().handle(second)
+        return send(to, body, **options)
+
+    h.sms.send = send_while_another_turn_runs  # type: ignore[method-assign]
+    h.service.handle(first)
+
+    # Then each reply went out once, each from its own run
+    bodies = h.sms.bodies_to(participant.phone_number)
+    assert len(bodies) == len(set(bodies)) == 5  # greeting, "let's begin" + a question, and one per text
+    assert h.conversation.open_outbox(participant.id) == []
+
+
+@pytest.mark.parametrize(("minutes", "recovered"), [(1, False), (3, True)])
+def test_a_reply_whose_run_died_is_sent_by_the_next_run_once_its_attempt_is_over(
+    h: Harness, minutes: int, recovered: bool
+) -> None:
+    # Given a reply saved as being sent whose run died before Twilio took it (its work not yet back)
+    participant = h.enroll()
+    h.text(participant, "yes")
+    work = h.receive(participant, "physical activity")
+    h.sms.fail_next(RuntimeError("Lambda froze"))
+    with pytest.raises(RuntimeError):
+        h.service.handle(work)
+    sent_before = len(h.sms.sent)
+
+    # When the participant's next text comes `minutes` later (another work, another run)
+    h.clock.advance(minutes=minutes)
+    h.text(participant, "to have more energy")
+
+    # Then within the attempt's lease the reply is left alone (its run may be alive); after it, it goes out
+    bodies = h.sms.bodies_to(participant.phone_number)[sent_before:]
+    assert len(bodies) == (2 if recovered else 1)
+    assert len(h.conversation.open_outbox(participant.id)) == (0 if recovered else 1)
+    # and the dead run's own redelivery sends it at once if nobody did, never a second time
+    h.service.handle(work)
+    assert len(h.sms.bodies_to(participant.phone_number)[sent_before:]) == 2
+    assert h.conversation.open_outbox(participant.id) == []
 
 
 @pytest.mark.parametrize("status", [500, 429])
@@ -204,30 +299,57 @@ def test_work_for_a_deleted_participant_ends_quietly(h: Harness) -> None:
     assert len(h.sms.sent) == 1
 
 
+def race_the_load(h: Harness, write: Callable[[StoredTurn], None]) -> None:
+    """Make `write` land right after the next turn's load (a nudge, an API update, a STOP at the webhook)."""
+    original = h.conversation.load_turn
+    raced = []
+
+    def racing_load(participant_id: str, reads: TurnReads | None = None) -> StoredTurn:
+        stored = original(participant_id, reads)
+        if not raced:
+            raced.append(True)
+            write(stored)
+        return stored
+
+    h.conversation.load_turn = racing_load  # type: ignore[method-assign]
+
+
 def test_a_state_write_racing_the_turn_is_kept_and_the_turn_recomputed(h: Harness) -> None:
     participant = h.enroll()
     work = h.receive(participant, "yes")
     store = h.participants
-    original = store.get_flow_state
-    raced = []
+    race_the_load(
+        h,
+        lambda stored: store.save_flow_state(
+            stored.flow.model_copy(update={"last_habit_prompt": "written by the racer"})
+        ),
+    )
 
-    def racing_get(participant_id: str):  # type: ignore[no-untyped-def]
-        flow = original(participant_id)
-        if not raced:  # a nudge or an API update lands between our read and our write
-            raced.append(True)
-            store.save_flow_state(flow.model_copy(update={"last_habit_prompt": "written by the racer"}))
-        return flow
-
-    store.get_flow_state = racing_get  # type: ignore[method-assign]
-    try:
-        h.service.handle(work)
-    finally:
-        store.get_flow_state = original  # type: ignore[method-assign]
+    h.service.handle(work)
 
     flow = store.get_flow_state(participant.id)
     assert flow.last_habit_prompt == "written by the racer"
     assert flow.consent is True
     assert len(h.sms.sent) == 3
+
+
+def test_a_stop_between_the_load_and_the_save_is_not_missed(h: Harness) -> None:
+    # Given a STOP that reaches the webhook while the turn is being decided (only the participant changes)
+    participant = h.enroll()
+    work = h.receive(participant, "yes")
+    race_the_load(
+        h, lambda stored: h.participants.update_participant(stored.participant.model_copy(update={"opted_out": True}))
+    )
+
+    # When the turn runs
+    h.service.handle(work)
+
+    # Then its save failed on the participant's version, the turn was decided again and nothing went out
+    assert len(h.sms.sent) == 1  # the greeting only
+    assert h.conversation.open_outbox(participant.id) == []
+    inbound = h.conversation.inbound_message(participant.id, work.message_id or "")
+    assert inbound is not None
+    assert inbound.turn is not None
 
 
 def test_the_same_participants_turns_from_many_threads_lose_nothing(h: Harness) -> None:

@@ -302,6 +302,37 @@ def test_delete_removes_everything_and_the_number_can_enroll_again(aws: Resource
     assert enroll()["id"] != participant["id"]
 
 
+def test_a_delete_out_of_time_answers_202_with_what_is_left_and_its_repeat_finishes_with_204(
+    aws: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functions.enrollment.app as app
+
+    participant = enroll()
+    path = f"/conversation/participants/{participant['id']}"
+
+    # When the DELETE has no time for a single batch
+    monkeypatch.setattr(app, "DELETE_SECONDS", 0.0)
+    first = call(api_event("DELETE", path))
+
+    # Then it answers 202 with what is left, and the participant is gone for every reader already
+    assert first["statusCode"] == 202
+    progress = response_json(first)
+    assert progress["participant_id"] == participant["id"]
+    assert (progress["done"], progress["items_deleted"]) == (False, 0)
+    assert progress["items_left"] >= 1  # the enrolled event
+    assert call(api_event("GET", path))["statusCode"] == 404
+    listed = response_json(call(api_event("GET", "/conversation/participants")))
+    assert participant["id"] not in {p["id"] for p in listed["items"]}
+    assert enroll()["phone_number"] == participant["phone_number"]  # the number is free at once
+
+    # When it is repeated with time to finish: 204, then nothing is left to delete
+    monkeypatch.setattr(app, "DELETE_SECONDS", 8.0)
+    assert call(api_event("DELETE", path))["statusCode"] == 204
+    assert call(api_event("DELETE", path))["statusCode"] == 404
+    trail = response_json(call(api_event("GET", "/conversation/audit", query={"participant_id": participant["id"]})))
+    assert [e["action"] for e in trail["items"]] == ["create", "delete"]
+
+
 def test_reset_returns_to_intake_keeps_the_transcript_and_queues_the_reset(aws: Resources) -> None:
     from coach.bootstrap import enrollment_service
     from coach.domain.flow import SubState

@@ -145,6 +145,31 @@ def test_moving_the_time_updates_the_one_schedule(client: Any) -> None:
     assert client.get_schedule(Name="nudge-p-1", GroupName=GROUP)["ScheduleExpression"] == "cron(0 19 * * ? *)"
 
 
+def test_a_schedule_that_does_not_exist_is_created_in_one_request(client: Any) -> None:
+    # Given a count of the adapter's requests to Scheduler
+    calls: list[str] = []
+    client.meta.events.register("before-call.scheduler.*", lambda event_name, **_: calls.append(event_name))
+    scheduler = adapter(client)
+    reminder = ScheduleSpec(
+        name=reminder_schedule_name("p-1"),
+        expression=at_expression(NOW + timedelta(hours=5)),
+        timezone="UTC",
+        payload={"participant_id": "p-1", "kind": "reminder", "nudge_key": "n", "scheduled_time": SCHEDULED_TIME},
+        one_time=True,
+    )
+
+    # When a reminder and a daily schedule are written without knowing whether they exist, then one moves
+    scheduler.put(reminder)
+    scheduler.put(daily(hhmm="07:30"))
+    created = list(calls)
+    scheduler.put(daily(hhmm="19:00"))
+
+    # Then each new one took one CreateSchedule; the move, a refused create and the update
+    assert [c.rsplit(".", 1)[1] for c in created] == ["CreateSchedule", "CreateSchedule"]
+    assert [c.rsplit(".", 1)[1] for c in calls[2:]] == ["CreateSchedule", "UpdateSchedule"]
+    assert client.get_schedule(Name="nudge-p-1", GroupName=GROUP)["ScheduleExpression"] == "cron(0 19 * * ? *)"
+
+
 def test_a_wrong_guess_about_existence_still_writes_it(client: Any) -> None:
     scheduler = adapter(client)
     scheduler.put(daily(hhmm="07:30"), exists=True)  # said to exist, does not: created

@@ -315,5 +315,5 @@ def test_the_event_invoke_config_comes_from_the_template_with_lambdas_defaults(s
     webhook = EventInvokeConfig.of_function(stack.intrinsics, "WebhookFunction")
 
     dead_letter_arn = stack.physical["NudgeDeadLetterQueue"].attributes["Arn"]
-    assert prompt_generator == EventInvokeConfig(2, timedelta(hours=1), dead_letter_arn, "SQS")
+    assert prompt_generator == EventInvokeConfig(2, timedelta(hours=6), dead_letter_arn, "SQS")
     assert webhook == EventInvokeConfig(2, timedelta(hours=6), None, None)

@@ -117,6 +117,28 @@ def test_parameters_take_the_shell_variable_then_the_local_default_then_the_temp
     ]
 
 
+def test_reserved_concurrency_and_the_send_rate_come_from_their_parameters_with_local_defaults() -> None:
+    def local_stack(shell: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
+        intrinsics = local_intrinsics(shell)
+        functions = functions_from_template(
+            load_template(), plausible_resources(intrinsics, stack_name="s"), {}, intrinsics
+        )
+        return {name: f.concurrency for name, f in functions.items()}, function_environments(intrinsics)[
+            "PromptGeneratorFunction"
+        ]
+
+    concurrency, prompt_generator = local_stack({})
+    assert concurrency["PromptGeneratorFunction"] == 5  # NudgeConcurrency's default, as on AWS
+    assert (concurrency["WebhookFunction"], concurrency["ConversationFunction"]) == (10, 10)  # a few, locally
+    assert (prompt_generator["SEND_RATE"], prompt_generator["NUDGE_CONCURRENCY"]) == ("1000", "5")
+
+    concurrency, prompt_generator = local_stack(
+        {"SEND_RATE": "1", "NUDGE_CONCURRENCY": "2", "WEBHOOK_CONCURRENCY": "3"}
+    )
+    assert (concurrency["PromptGeneratorFunction"], concurrency["WebhookFunction"]) == (2, 3)
+    assert (prompt_generator["SEND_RATE"], prompt_generator["NUDGE_CONCURRENCY"]) == ("1", "2")
+
+
 def test_a_parameter_without_default_must_come_from_the_shell() -> None:
     with pytest.raises(TemplateError, match="SECRET_NAME"):
         parameter_values({"Parameters": {"SecretName": {"Type": "String"}}}, {}, {})
@@ -233,7 +255,10 @@ def test_templates_the_gateway_cannot_serve_are_rejected() -> None:
 
 
 def test_handlers_are_imported_from_the_code_directory_as_a_package() -> None:
-    functions = functions_from_template(load_template(), plausible_resources(local_intrinsics(), stack_name="s"), {})
+    intrinsics = local_intrinsics()
+    functions = functions_from_template(
+        load_template(), plausible_resources(intrinsics, stack_name="s"), {}, intrinsics
+    )
 
     enrollment = functions["EnrollmentFunction"]
     assert (enrollment.module, enrollment.handler_name) == ("functions.enrollment.app", "lambda_handler")

@@ -12,10 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from coach.adapters.twilio_sms import TwilioSmsSender
+from coach.bootstrap import forget_built_services
 from coach.domain.errors import DeliveryRejected, DeliveryUnavailable
 from coach.settings import TwilioSettings
 from tests.support.twilio import ACCOUNT, ServedFake
@@ -162,10 +162,10 @@ def test_a_messaging_service_sends_and_finds_by_its_sid(served: ServedFake) -> N
 
 @pytest.fixture
 def secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    parameters.clear_caches()
+    forget_built_services()  # the container's secrets and clients, kept from an earlier test
     with mock_aws():
         yield boto3.client("secretsmanager")
-    parameters.clear_caches()
+    forget_built_services()
 
 
 def test_without_direct_credentials_the_secret_is_read_from_secrets_manager(

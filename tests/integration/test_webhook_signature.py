@@ -214,13 +214,12 @@ def test_a_secrets_client_made_for_an_earlier_endpoint_is_forgotten_with_the_bui
     webhook: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a secret read once while the environment pointed at an endpoint that is gone (a stopped local stack)
-    from aws_lambda_powertools.utilities import parameters
-
+    from coach.adapters.secrets import SecretUnavailable, container_secrets
     from coach.bootstrap import forget_built_services
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing answers
-    with pytest.raises(parameters.exceptions.GetParameterError):
-        parameters.get_secret("webhook-test/gone", max_age=0)
+    with pytest.raises(SecretUnavailable):
+        container_secrets().json("webhook-test/gone", max_age=0)
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     # When the services are forgotten, as the aws fixture and the local stack do between environments
     forget_built_services()

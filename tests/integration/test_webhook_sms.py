@@ -187,7 +187,11 @@ def test_a_participants_text_is_stored_and_queued_on_their_fifo_group_and_answer
     assert [m.message_id for m in conversations.unanswered_inbound(participant_id, 10)] == [SID]
     [(work, attributes)] = queued(webhook)
     assert work == ConversationWork(
-        kind=WorkKind.INBOUND, participant_id=participant_id, message_id=SID, occurred_at=message.at
+        kind=WorkKind.INBOUND,
+        participant_id=participant_id,
+        message_id=SID,
+        occurred_at=message.at,
+        message_at=message.at,
     )
     assert attributes["MessageGroupId"] == participant_id
     assert attributes["MessageDeduplicationId"] == SID

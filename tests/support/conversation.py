@@ -185,8 +185,9 @@ class Harness:
                 status="received",
             )
         )
+        now = self.clock.now()
         return ConversationWork(
-            kind=WorkKind.INBOUND, participant_id=participant.id, occurred_at=self.clock.now(), message_id=sid
+            kind=WorkKind.INBOUND, participant_id=participant.id, occurred_at=now, message_id=sid, message_at=now
         )
 
     def text(self, participant: Participant, body: str) -> list[str]:

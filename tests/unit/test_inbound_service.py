@@ -24,7 +24,7 @@ from coach.domain.message import MAX_BODY_CHARS, Direction, Message
 from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import ConversationStore, ParticipantStore, SentSms
+from coach.ports import ConversationStore, FinishedItem, ParticipantStore, SentSms
 from coach.services.enrollment import EnrollParticipant
 from coach.services.inbound import InboundService, SmsOutcome
 from coach.settings import WebhookSettings
@@ -105,7 +105,7 @@ def sent_sms(
     conversations.save_turn(flow, outbox=[item], messages=[message])
     sending = conversations.begin_attempt(conversations.get_outbox_item(participant_id, key) or item, now)
     sent = SentSms(sid=sid, status="queued", to=PHONE, body="Try it now")
-    conversations.finish_outbox_item(sending, OutboxState.SENT, now, sent=sent)
+    assert conversations.finish_outbox([FinishedItem(sending, OutboxState.SENT, sent=sent)], now) == []
     return message
 
 
@@ -133,7 +133,13 @@ def test_a_text_from_a_participant_is_stored_once_and_queued_for_a_turn() -> Non
     assert stored.turn is None
     assert hook.conversations.unanswered_inbound(participant.id, 10) == [stored]
     assert hook.queue.sent == [
-        ConversationWork(kind=WorkKind.INBOUND, participant_id=participant.id, message_id="SM0001", occurred_at=START)
+        ConversationWork(
+            kind=WorkKind.INBOUND,
+            participant_id=participant.id,
+            message_id="SM0001",
+            occurred_at=START,
+            message_at=START,
+        )
     ]
 
 
@@ -192,9 +198,15 @@ def test_a_text_stored_before_a_queue_failure_is_queued_by_the_retry() -> None:
     # When Twilio retries a minute later
     hook.clock.advance(minutes=1)
     hook.text("I walked today")
-    # Then the work is queued, dated when the text first arrived
+    # Then the work is queued, dated when the text first arrived (which locates the stored text)
     assert queue.sent == [
-        ConversationWork(kind=WorkKind.INBOUND, participant_id=participant.id, message_id="SM0001", occurred_at=START)
+        ConversationWork(
+            kind=WorkKind.INBOUND,
+            participant_id=participant.id,
+            message_id="SM0001",
+            occurred_at=START,
+            message_at=START,
+        )
     ]
 
 

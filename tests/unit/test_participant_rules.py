@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coach.domain.errors import InvalidField
-from coach.domain.participant import canonical_phone_number, mask_phone, valid_timezone
+from coach.domain.participant import canonical_phone_number, mask_phone, sender_phone_number, valid_timezone
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,22 @@ def test_unknown_fixed_and_alias_timezones_are_refused(name: str) -> None:
 def test_logs_see_only_the_last_four_digits() -> None:
     assert mask_phone("+12065550100") == "***0100"
     assert mask_phone("+1") == "***"
+
+
+@pytest.mark.parametrize("number", ["+12065550100", "+442071838750", "+61491570156", "+390612345678"])
+def test_a_number_twilio_reports_in_e164_is_its_own_canonical_form(number: str) -> None:
+    # The webhook looks such numbers up as they are: that must be what enrollment stored for the same number.
+    assert sender_phone_number(number, "US", "From") == canonical_phone_number(number, "US") == number
+
+
+@pytest.mark.parametrize("sender", ["12345", "CARRIER", "+1 (206) 555-0100"])
+def test_any_other_sender_goes_through_the_full_parser(sender: str) -> None:
+    try:
+        expected: str | None = canonical_phone_number(sender, "US", "From")
+    except InvalidField:
+        expected = None
+    if expected is None:
+        with pytest.raises(InvalidField):
+            sender_phone_number(sender, "US", "From")
+    else:
+        assert sender_phone_number(sender, "US", "From") == expected == "+12065550100"

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 
 from coach.bots.offline_coach import answer_consent, greeting
 from coach.bots.turn import TurnContext
@@ -23,10 +22,10 @@ from coach.domain.study_texts import (
     DEFAULT_STUDY_NAME,
     checked_text_of_study,
 )
-from coach.settings import ConversationSettings, PromptGeneratorSettings, WebhookSettings
+from coach.settings import ConversationSettings, FromEnvironment, PromptGeneratorSettings, WebhookSettings
 
 # Each text, and the settings of the function that sends it.
-SENT_BY: dict[str, type[BaseSettings]] = {
+SENT_BY: dict[str, type[FromEnvironment]] = {
     "GREETING_TEXT": ConversationSettings,
     "CONSENT_EXPLANATION": ConversationSettings,
     "CRISIS_TEXT": ConversationSettings,

@@ -12,11 +12,14 @@ import graphlib
 import re
 import tomllib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from samtranslator.translator.transform import transform
 
+from coach.domain.outbox import ATTEMPT_LEASE
+from coach.settings import MAX_SEND_INTERVAL_SECONDS, PromptGeneratorSettings
 from infra.local.environment import env_name
 from infra.template import ROOT, load_template, read_template
 
@@ -26,6 +29,7 @@ FUNCTIONS = (
     "ConversationFunction",
     "PromptGeneratorFunction",
     "ExportFunction",
+    "RetentionFunction",
 )
 
 RESEARCHER_ROUTES = {
@@ -85,7 +89,7 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
         "scheduler": {"NudgeScheduleGroup"},
         "iam": {"SchedulerInvokeRole"},
         "apigateway": set(),  # its keys: arn:...:apigateway:<region>::/apikeys/*
-        "s3": {"ExportBucket"},  # it signs the download URLs
+        "s3": {"ExportBucket"},  # it signs the download URLs, and a delete erases the participant's archive
     },
     "WebhookFunction": {
         "dynamodb": {"CoachTable"},
@@ -96,12 +100,13 @@ EXPECTED_REACH: dict[str, dict[str, set[str]]] = {
     # SAM's policy for the on-failure destination names the queue by its name.
     "PromptGeneratorFunction": {**COACH_REACH, "sqs": {"NudgeDeadLetterQueue"}},
     "ExportFunction": {"dynamodb": {"CoachTable"}, "s3": {"ExportBucket"}, "sqs": {"ExportQueue"}},
+    "RetentionFunction": {"dynamodb": {"CoachTable"}, "s3": {"ExportBucket"}},
 }
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     # Every function that changes a participant reconciles its schedules (DESIGN: derived, then reconciled).
     "EnrollmentFunction": TABLE_ACTIONS
     | SCHEDULE_ACTIONS
-    | {"sqs:SendMessage", "iam:PassRole", "apigateway:GET", "s3:GetObject"},
+    | {"sqs:SendMessage", "iam:PassRole", "apigateway:GET", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"},
     "WebhookFunction": TABLE_ACTIONS - {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
     "ConversationFunction": TABLE_ACTIONS
@@ -117,9 +122,14 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:Query",
         "dynamodb:BatchGetItem",
         "s3:PutObject",
+        "s3:GetObject",  # the archive, read back (archive/ only: the test below)
+        "s3:ListBucket",
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueUrl",
     },
+    # It never texts, queues or schedules: it moves old items to the archive and finishes deletions.
+    "RetentionFunction": TABLE_ACTIONS - {"dynamodb:ConditionCheckItem"}
+    | {"s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
 }
 
 # The texts the study sends (coach.domain.study_texts): parameter -> its variable, and the functions that send
@@ -405,7 +415,7 @@ def policies_attached_to(cfn: dict[str, Any], role_id: str) -> list[dict[str, An
     ]
 
 
-def test_the_scheduler_role_is_assumed_by_scheduler_and_invokes_only_the_prompt_generator(
+def test_the_scheduler_role_is_assumed_by_scheduler_and_invokes_only_the_prompt_generator_and_retention(
     cfn: dict[str, Any],
 ) -> None:
     # Given the role EventBridge Scheduler uses to fire the participants' schedules
@@ -423,6 +433,8 @@ def test_the_scheduler_role_is_assumed_by_scheduler_and_invokes_only_the_prompt_
     assert invoke["Resource"] == [
         {"Fn::GetAtt": ["PromptGeneratorFunction", "Arn"]},
         {"Fn::Sub": "${PromptGeneratorFunction.Arn}:*"},
+        {"Fn::GetAtt": ["RetentionFunction", "Arn"]},
+        {"Fn::Sub": "${RetentionFunction.Arn}:*"},
     ]
     assert dead_letter["Action"] == "sqs:SendMessage"
     assert dead_letter["Resource"] == {"Fn::GetAtt": ["NudgeDeadLetterQueue", "Arn"]}
@@ -507,10 +519,130 @@ def test_the_watchdog_runs_daily_on_its_own_schedule_with_retries_and_a_dead_let
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
 
 
+def test_the_retention_job_runs_hourly_with_retries_and_a_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    schedule = properties(cfn, "RetentionSchedule")
+    assert resource(cfn, "RetentionSchedule")["Type"] == "AWS::Scheduler::Schedule"
+    assert schedule["ScheduleExpression"] == "rate(1 hour)"  # a 202 deletion is finished within the hour
+    target = schedule["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RetentionFunction", "Arn"]}
+    assert target["RoleArn"] == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}
+    assert '"kind": "retention"' in target["Input"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["NudgeDeadLetterQueue", "Arn"]}}
+    # Its whole 15 minutes, so a long pass stops by itself (a margin kept) rather than being cut off
+    assert properties(cfn, "RetentionFunction")["Timeout"] == 900
+
+
+def test_retention_is_a_parameter_off_by_default_and_only_the_retention_job_reads_it(cfn: dict[str, Any]) -> None:
+    parameter = cfn["Parameters"]["RetentionDays"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 0, 0)
+    readers = {f for f in FUNCTIONS if "RETENTION_DAYS" in env_of(cfn, f)}
+    assert readers == {"RetentionFunction"}
+    assert env_of(cfn, "RetentionFunction")["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+    for function_id in ("RetentionFunction", "EnrollmentFunction", "ExportFunction"):
+        assert env_of(cfn, function_id)["EXPORT_BUCKET"] == {"Ref": "ExportBucket"}
+
+
+@pytest.mark.parametrize("function_id", ["EnrollmentFunction", "ExportFunction", "RetentionFunction"])
+def test_the_archive_is_listed_and_erased_under_its_own_prefix_only(cfn: dict[str, Any], function_id: str) -> None:
+    s3 = [s for s in inline_statements(role_of(cfn, function_id)) if as_list(s["Action"])[0].startswith("s3:")]
+    (listing,) = [s for s in s3 if "s3:ListBucket" in as_list(s["Action"])]
+    assert as_list(listing["Action"]) == ["s3:ListBucket"]
+    assert listing["Resource"] == {"Fn::GetAtt": ["ExportBucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "archive/*"}}
+    for statement in s3:
+        if "s3:DeleteObject" in as_list(statement["Action"]) or function_id == "RetentionFunction":
+            assert statement["Resource"] in (
+                {"Fn::Sub": "${ExportBucket.Arn}/archive/*"},
+                {"Fn::GetAtt": ["ExportBucket", "Arn"]},
+            )
+
+
 def test_the_prompt_generator_knows_the_validity_window(cfn: dict[str, Any]) -> None:
     assert env_of(cfn, "PromptGeneratorFunction")["NUDGE_VALIDITY_MINUTES"] == {"Ref": "NudgeValidityMinutes"}
     parameter = cfn["Parameters"]["NudgeValidityMinutes"]
     assert (parameter["Default"], parameter["MinValue"]) == (60, 1)
+
+
+# --- paced sending and reserved concurrency --------------------------------------------------------
+
+# Lambda keeps this much of an account's concurrency unreserved; 1,000 is an established account's quota.
+UNRESERVED_MINIMUM, DEFAULT_ACCOUNT_CONCURRENCY = 100, 1000
+LAMBDA_MAXIMUM_EVENT_AGE = 21600
+
+
+def reserved_concurrency(cfn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        function_id: properties(cfn, function_id)["ReservedConcurrentExecutions"]
+        for function_id in FUNCTIONS
+        if "ReservedConcurrentExecutions" in properties(cfn, function_id)
+    }
+
+
+def test_the_prompt_generators_containers_are_reserved_and_share_the_send_rate(cfn: dict[str, Any]) -> None:
+    assert properties(cfn, "PromptGeneratorFunction")["ReservedConcurrentExecutions"] == {"Ref": "NudgeConcurrency"}
+    env = env_of(cfn, "PromptGeneratorFunction")
+    assert env["SEND_RATE"] == {"Ref": "SendRate"}
+    assert env["NUDGE_CONCURRENCY"] == {"Ref": "NudgeConcurrency"}
+    # Only the prompt generator paces: the local stack runs every function in one process with one value each.
+    for function_id in set(FUNCTIONS) - {"PromptGeneratorFunction"}:
+        assert "SEND_RATE" not in properties(cfn, function_id).get("Environment", {}).get("Variables", {})
+    rate, concurrency = cfn["Parameters"]["SendRate"], cfn["Parameters"]["NudgeConcurrency"]
+    assert (rate["Default"], concurrency["Default"]) == (1, 5)  # a long code, five containers
+    assert rate["MinValue"] > 0
+    assert concurrency["MinValue"] >= 1  # 0 would stop every nudge
+    # The defaults pass the function's own check at start (each container waits at most its interval).
+    configured = PromptGeneratorSettings(
+        table_name="coach", send_rate=rate["Default"], nudge_concurrency=concurrency["Default"]
+    )
+    assert configured.nudge_concurrency / configured.send_rate <= MAX_SEND_INTERVAL_SECONDS
+
+
+def test_the_webhook_and_the_conversation_function_have_capacity_no_burst_can_take(cfn: dict[str, Any]) -> None:
+    def reserved_unless_zero(condition: str, parameter: str) -> dict[str, Any]:
+        assert cfn["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, 0]}]}
+        return {"Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]}
+
+    assert reserved_concurrency(cfn) == {
+        "WebhookFunction": reserved_unless_zero("ReservesWebhook", "WebhookConcurrency"),
+        "ConversationFunction": reserved_unless_zero("ReservesConversation", "ConversationConcurrency"),
+        "PromptGeneratorFunction": {"Ref": "NudgeConcurrency"},  # always: the send rate is shared among them
+    }
+    # The queue's poller keeps within the reservation: a turn over it waits in the queue, never throttled
+    # (a throttled record would count a receive towards the dead-letter queue). SQS's minimum is 2.
+    mapping = queue_trigger_of(cfn, "ConversationFunction")
+    assert mapping["Properties"]["ScalingConfig"] == {
+        "Fn::If": [
+            "ReservesConversation",
+            {"MaximumConcurrency": {"Ref": "ConversationConcurrency"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    # 0 reserves nothing, for an account whose quota is still below 100 + the reservations.
+    assert cfn["Parameters"]["ConversationConcurrency"]["MinValue"] == 0
+    assert cfn["Parameters"]["WebhookConcurrency"]["MinValue"] == 0
+    assert cfn["Parameters"]["ConversationConcurrency"]["Default"] >= 2
+    defaults = sum(cfn["Parameters"][p]["Default"] for p in ("WebhookConcurrency", "ConversationConcurrency"))
+    defaults += cfn["Parameters"]["NudgeConcurrency"]["Default"]
+    assert defaults + UNRESERVED_MINIMUM <= DEFAULT_ACCOUNT_CONCURRENCY
+
+
+def test_a_firing_waiting_behind_a_busy_minute_still_runs_and_one_lambda_drops_is_kept_and_alarmed(
+    cfn: dict[str, Any],
+) -> None:
+    (config,) = [
+        c
+        for c in of_type(cfn, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": "PromptGeneratorFunction"}
+    ]
+    age = config["Properties"]["MaximumEventAgeInSeconds"]
+    # Long enough that a firing held up by the send rate runs and records its nudge expired, not dropped.
+    assert age == LAMBDA_MAXIMUM_EVENT_AGE
+    assert age > cfn["Parameters"]["NudgeValidityMinutes"]["Default"] * 60
+    dropped_to = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    watched = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
+    }
+    assert dropped_to in watched
 
 
 def test_the_conversation_function_takes_the_inbound_queue_with_partial_failures(cfn: dict[str, Any]) -> None:
@@ -718,3 +850,18 @@ def test_an_export_that_fails_every_attempt_raises_an_alarm(cfn: dict[str, Any])
     (alarm,) = alarms_on(cfn, "export_failed")
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "export"}]
     assert env_of(cfn, "ExportFunction")["POWERTOOLS_SERVICE_NAME"] == "export"
+
+
+def test_an_attempt_lease_outlasts_every_function_that_sends(cfn: dict[str, Any]) -> None:
+    """A text is saved as being sent; another run leaves it alone while its attempt may still be live
+    (coach.domain.outbox.ATTEMPT_LEASE), so the lease must outlast the longest invocation that sends."""
+
+    def timeout(function_id: str) -> int:
+        value = properties(cfn, function_id)["Timeout"]  # the transform has applied the Globals
+        if isinstance(value, dict):
+            mapping, group, key = value["Fn::FindInMap"]
+            value = cfn["Mappings"][mapping][group][key]
+        return int(value)
+
+    for function_id in ("ConversationFunction", "PromptGeneratorFunction"):  # the two that build an outbox
+        assert timedelta(seconds=timeout(function_id)) < ATTEMPT_LEASE, function_id

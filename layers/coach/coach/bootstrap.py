@@ -24,25 +24,28 @@ from coach.ports import (
     ExportQueue,
     LanguageModel,
     LlmBudget,
+    ParticipantArchive,
     ParticipantStore,
     ResearchAlerts,
     ResearcherNames,
+    RetentionStore,
     Scheduler,
     SmsSender,
     WorkQueue,
 )
-from coach.services.enrollment import EnrollmentService
-from coach.services.inbound import InboundService
 from coach.settings import (
+    CoachSettings,
     ConversationSettings,
     EnrollmentSettings,
     PromptGeneratorSettings,
+    RetentionSettings,
     SchedulerSettings,
     WebhookSettings,
     coach_settings,
     conversation_settings,
     enrollment_settings,
     prompt_generator_settings,
+    retention_settings,
     twilio_settings,
     webhook_settings,
 )
@@ -50,10 +53,13 @@ from coach.settings import (
 if TYPE_CHECKING:
     from coach.adapters.sqs_queue import SqsRedelivery
     from coach.services.conversation import ConversationService
+    from coach.services.enrollment import EnrollmentService
     from coach.services.exports import ExportService
+    from coach.services.inbound import InboundService
     from coach.services.messages import ResearcherMessages
     from coach.services.nudges import NudgeService
     from coach.services.redelivery import RedeliveryPolicy
+    from coach.services.retention import RetentionService
     from coach.services.turns import SavedTurns, TurnRunner
 
 
@@ -82,6 +88,7 @@ def build_enrollment_service(
 ) -> EnrollmentService:
     from coach.adapters.dynamodb_audit import DynamoDBAuditLog
     from coach.adapters.dynamodb_budget import DynamoDBEnrollmentSequence
+    from coach.services.enrollment import EnrollmentService
 
     return EnrollmentService(
         store=store or DynamoDBParticipantStore(settings.table_name),
@@ -95,7 +102,17 @@ def build_enrollment_service(
         default_timezone=settings.default_timezone,
         on_queue_failure=_report_queue_failure,
         scheduler=scheduler or _scheduler(settings),
+        archive=_archive(settings.export_bucket),
     )
+
+
+def _archive(bucket: str) -> ParticipantArchive | None:
+    """What retention archived, in the export bucket; None without a bucket (nothing can have been archived)."""
+    if not bucket:
+        return None
+    from coach.adapters.s3_archive import S3ParticipantArchive
+
+    return S3ParticipantArchive(bucket)
 
 
 def _scheduler(settings: SchedulerSettings, target_arn: str = "") -> Scheduler:
@@ -139,6 +156,7 @@ def build_export_service(
         url_seconds=settings.export_url_seconds,
         max_attempts=settings.export_max_attempts,
         on_event=_report_conversation_event,
+        archive=_archive(settings.export_bucket),
     )
 
 
@@ -146,6 +164,40 @@ def build_export_service(
 def export_service() -> ExportService:
     """The export service of the enrollment and export functions, built once per Lambda container."""
     return build_export_service(enrollment_settings(), enrollment=enrollment_service())
+
+
+def build_retention_service(
+    settings: RetentionSettings,
+    *,
+    participants: ParticipantStore | None = None,
+    store: RetentionStore | None = None,
+    archive: ParticipantArchive | None = None,
+    audit: AuditLog | None = None,
+    clock: Clock | None = None,
+) -> RetentionService:
+    """The retention job: archive what is older than RETENTION_DAYS, finish deletions left unfinished."""
+    from coach.adapters.dynamodb_audit import DynamoDBAuditLog
+    from coach.adapters.dynamodb_retention import DynamoDBRetentionStore
+    from coach.services.deletion import ParticipantDeletion
+    from coach.services.retention import RetentionService
+
+    participants = participants or DynamoDBParticipantStore(settings.table_name)
+    archive = archive or _archive(settings.export_bucket)
+    return RetentionService(
+        participants=participants,
+        store=store or DynamoDBRetentionStore(settings.table_name),
+        archive=archive,
+        deletion=ParticipantDeletion(participants, audit or DynamoDBAuditLog(settings.table_name), archive),
+        clock=clock or default_clock(settings.virtual_clock),
+        days=settings.retention_days,
+        on_event=_report_conversation_event,
+    )
+
+
+@cache
+def retention_service() -> RetentionService:
+    """The service of the retention function, built once per Lambda container."""
+    return build_retention_service(retention_settings())
 
 
 @cache
@@ -241,6 +293,7 @@ def _saved_turns(
         scheduler=scheduler,
         clock=clock,
         alerts=alerts if alerts is not None else _research_alerts(settings),
+        on_event=_report_conversation_event,
     )
     turns = SavedTurns(
         participants=participants,
@@ -286,6 +339,10 @@ def build_nudge_service(
     from coach.services.nudges import NudgeService
 
     scheduler = scheduler or _scheduler(settings, target_arn)
+    if sender is None:  # nudges due at one minute leave at the sender's rate (coach.adapters.paced_sender)
+        from coach.adapters.paced_sender import paced_twilio_sender
+
+        sender = paced_twilio_sender(settings, clock or default_clock(settings.virtual_clock))
     turns, coach = _saved_turns(
         settings,
         participants=participants,
@@ -322,17 +379,29 @@ def nudge_service(target_arn: str = "") -> NudgeService:
 
 
 def _configured_language_model(settings: ConversationSettings) -> Callable[[], LanguageModel | None]:
-    """The LLM of the settings (OPENAI_API_KEY / OPENAI_BASE_URL, else the OpenAI secret), built on first use."""
+    """The LLM of the settings (OPENAI_API_KEY / OPENAI_BASE_URL, else the OpenAI secret), asked for every
+    turn: the same model while the settings and the secret's key stay the same."""
 
     def build() -> LanguageModel | None:
-        from coach.adapters.openai_llm import language_model, language_model_from_secret
-
         configured = coach_settings()
-        if configured.llm_configured or not settings.openai_secret_name:
-            return language_model(configured)
-        return language_model_from_secret(configured, settings.openai_secret_name)
+        if not configured.llm_configured and settings.openai_secret_name:
+            from coach.adapters.openai_llm import secret_api_key
+
+            api_key = secret_api_key(settings.openai_secret_name)  # kept for 5 minutes: a rotated key is seen
+            if api_key is None:
+                return None
+            configured = configured.model_copy(update={"openai_api_key": api_key})
+        return _language_model(configured)
 
     return build
+
+
+@cache
+def _language_model(settings: CoachSettings) -> LanguageModel | None:
+    """One model per container and settings: its HTTP client and connection pool serve every turn."""
+    from coach.adapters.openai_llm import language_model
+
+    return language_model(settings)
 
 
 def _report_metric(name: str, value: float) -> None:
@@ -375,13 +444,18 @@ def forget_built_services() -> None:
     conversation_settings.cache_clear()
     nudge_service.cache_clear()
     prompt_generator_settings.cache_clear()
+    retention_service.cache_clear()
+    retention_settings.cache_clear()
     coach_settings.cache_clear()
     twilio_settings.cache_clear()
-    # powertools keeps its Secrets Manager client (and the values read) in module state: a client made for
-    # an earlier environment (a local stack's endpoint, gone) would answer every later secret read
-    from aws_lambda_powertools.utilities import parameters
+    _language_model.cache_clear()
+    # The SDK clients and the secrets read are kept per container: a client made for an earlier environment
+    # (a local stack's endpoint, gone) would answer every later call.
+    from coach.adapters import aws_clients
+    from coach.adapters.secrets import container_secrets
 
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    aws_clients.forget()
+    container_secrets().forget()
 
 
 # -- the Twilio webhook ------------------------------------------------------------------------
@@ -398,6 +472,7 @@ def build_webhook_service(
     sequence: EnrollmentSequence | None = None,
 ) -> InboundService:
     from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
+    from coach.services.inbound import InboundService
 
     clock = clock or default_clock(settings.virtual_clock)
     participants = participants or DynamoDBParticipantStore(settings.table_name)
@@ -406,6 +481,7 @@ def build_webhook_service(
     if settings.auto_enroll:
         from coach.adapters.dynamodb_audit import DynamoDBAuditLog
         from coach.adapters.dynamodb_budget import DynamoDBEnrollmentSequence
+        from coach.services.enrollment import EnrollmentService
 
         enrollment = EnrollmentService(
             store=participants,

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from coach.domain.audit import AuditEntry
-from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
-from coach.domain.decisions import DecisionPoint, DecisionUpdate
-from coach.domain.effects import AlertResearchers
-from coach.domain.exports import ExportJob
-from coach.domain.flow import FlowState
-from coach.domain.message import Message, ResearchEvent
-from coach.domain.outbox import OutboxItem, OutboxState
-from coach.domain.participant import Participant, ParticipantStatus
-from coach.domain.schedules import ScheduleSpec
-from coach.domain.work import ConversationWork
+# Only for the signatures: a function imports the domain modules it uses, not every port's (cold start).
+if TYPE_CHECKING:
+    from coach.domain.audit import AuditEntry
+    from coach.domain.chat import ChatMessage, ModelReply, ToolSpec
+    from coach.domain.decisions import DecisionPoint, DecisionUpdate
+    from coach.domain.deletion import Deletion
+    from coach.domain.effects import AlertResearchers
+    from coach.domain.exports import ExportJob
+    from coach.domain.flow import FlowState
+    from coach.domain.message import Message, ResearchEvent
+    from coach.domain.outbox import OutboxItem, OutboxState
+    from coach.domain.participant import Participant, ParticipantStatus
+    from coach.domain.retention import ArchiveKind, ExpiredItems, RetentionPass
+    from coach.domain.schedules import ScheduleSpec
+    from coach.domain.work import ConversationWork
 
 T = TypeVar("T")
 
@@ -70,8 +74,23 @@ class ParticipantStore(Protocol):
         Raises Conflict when a version moved, NotFound when the participant is gone.
         """
 
-    def delete_participant(self, participant_id: str) -> None:
-        """Remove every item of the participant and its phone index. Raises NotFound."""
+    def delete_participant(
+        self,
+        participant_id: str,
+        *,
+        audit: Sequence[AuditEntry] = (),
+        time_left: Callable[[], float] | None = None,
+    ) -> Deletion:
+        """Delete the participant in batches, while `time_left()` (seconds) stays above 0 (None: no limit).
+
+        The first call removes record, phone index and flow state at once, with `audit` (the tombstone), and
+        leaves a deletion marker: from then on the participant is gone for every reader. Each call removes
+        what else the participant has, as far as the time allows. items_left 0: only the marker is left, for
+        finish_deletion once what lives outside the table is gone too. Raises NotFound when there is neither a
+        participant nor a deletion under way."""
+
+    def finish_deletion(self, participant_id: str) -> bool:
+        """Remove the deletion marker; False when there was none (another call finished first)."""
 
     def get_flow_state(self, participant_id: str) -> FlowState:
         """Raises NotFound."""
@@ -112,6 +131,50 @@ class AuditLog(Protocol):
         """Erase the personal values in a deleted participant's entries; how many entries held some."""
 
 
+@dataclass(frozen=True)
+class TurnReads:
+    """What a turn reads besides the participant and its flow state, in the same request."""
+
+    inbound_id: str | None = None  # an inbound text, by MessageSid
+    inbound_at: datetime | None = None  # its stored time, when the work says: then no lookup by id is needed
+    work_keys: Sequence[str] = ()  # pieces of work (a firing, a reset...) that may have been done already
+    outbox_keys: Sequence[str] = ()  # outbox items the turn looks at (a reminder: its nudge's)
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """The participant, its flow state and what the TurnReads asked for, as stored (read consistently)."""
+
+    participant: Participant
+    flow: FlowState
+    inbound: Message | None = None  # None: no inbound text with that id
+    work_done: frozenset[str] = frozenset()  # those of the work keys that were done
+    outbox: Mapping[str, OutboxItem] = field(default_factory=dict)  # those of the outbox keys that exist
+    open_outbox: frozenset[str] = frozenset()  # keys of the participant's items still pending or sending
+
+
+@dataclass(frozen=True)
+class SavedTurn:
+    """What save_turn stored: the flow state at its new version, and the outbox items as stored (each text
+    linked to its transcript message)."""
+
+    flow: FlowState
+    outbox: Sequence[OutboxItem] = ()
+
+
+@dataclass(frozen=True)
+class FinishedItem:
+    """How an outbox item ended. `item` is as this runner last wrote it: its state and attempts are the
+    condition of the write that closes it."""
+
+    item: OutboxItem
+    state: OutboxState
+    sent: SentSms | None = None
+    error_code: int | None = None
+    events: Sequence[ResearchEvent] = ()
+    decision_updates: Sequence[DecisionUpdate] = ()
+
+
 class ConversationStore(Protocol):
     """Inbound texts, turns and the outbox: what the webhook and the conversation function share."""
 
@@ -140,6 +203,11 @@ class ConversationStore(Protocol):
 
     # -- turns ---------------------------------------------------------------------------------
 
+    def load_turn(self, participant_id: str, reads: TurnReads | None = None) -> StoredTurn:
+        """The participant, its flow state, the keys of its open outbox items and what `reads` names, read
+        consistently in one request (a text found by id alone costs one more). Raises NotFound when the
+        participant or its flow state is gone."""
+
     def inbound_message(self, participant_id: str, message_id: str) -> Message | None:
         """The stored inbound text with this MessageSid, read consistently."""
 
@@ -153,6 +221,7 @@ class ConversationStore(Protocol):
         self,
         flow: FlowState,
         *,
+        participant: Participant | None = None,
         answered: Sequence[Message] = (),
         work_key: str | None = None,
         outbox: Sequence[OutboxItem] = (),
@@ -160,13 +229,15 @@ class ConversationStore(Protocol):
         events: Sequence[ResearchEvent] = (),
         decisions: Sequence[DecisionPoint] = (),
         decision_updates: Sequence[DecisionUpdate] = (),
-    ) -> FlowState:
-        """One transaction: the new flow state (conditional on its version), `answered` marked answered (each
-        conditional on no turn having answered it), the work key, the outbox items and outbound transcript
-        messages (each new), and the events. Returns the flow at version + 1.
+    ) -> SavedTurn:
+        """One transaction: the new flow state (conditional on its version, and on `participant`'s version
+        when given), `answered` marked answered (each conditional on no turn having answered it), the work
+        key, the outbox items and outbound transcript messages (each new; an item updates the message with
+        its key), and the events. Returns the flow at version + 1 and the items as stored.
 
-        Raises Conflict when the flow moved or a text was answered meanwhile (reload and recompute), and
-        AlreadyDone when the work key or an outbox key exists already (nothing to do but finish the outbox).
+        Raises Conflict when the flow or the participant moved or a text was answered meanwhile (reload and
+        recompute), and AlreadyDone when the work key or an outbox key exists already (nothing to do but
+        finish the outbox).
         """
 
     def update_decision(self, update: DecisionUpdate, now: datetime) -> bool:
@@ -175,26 +246,28 @@ class ConversationStore(Protocol):
     # -- the outbox ----------------------------------------------------------------------------
 
     def open_outbox(self, participant_id: str) -> list[OutboxItem]:
-        """Items still pending or sending, oldest first."""
+        """Items still pending or sending, oldest first, from an index (it may lag a moment behind a write)."""
 
     def get_outbox_item(self, participant_id: str, item_key: str) -> OutboxItem | None: ...
+
+    def outbox_items(self, participant_id: str, item_keys: Sequence[str]) -> list[OutboxItem]:
+        """Those of these items that exist, read consistently in one request, oldest first."""
 
     def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
         """Mark an attempt as started (state sending, attempts + 1). Raises Conflict if the item moved."""
 
-    def finish_outbox_item(
+    def finish_outbox(
         self,
-        item: OutboxItem,
-        state: OutboxState,
+        finished: Sequence[FinishedItem],
         now: datetime,
         *,
-        sent: SentSms | None = None,
-        error_code: int | None = None,
-        events: Sequence[ResearchEvent] = (),
-        decision_updates: Sequence[DecisionUpdate] = (),
-    ) -> None:
-        """Close an item (sent, failed or cancelled) and update its transcript message to match. For a sent SMS,
-        the Twilio SID becomes findable by update_delivery_status. Raises Conflict if the item moved."""
+        unchanged: tuple[Participant, FlowState] | None = None,
+    ) -> list[str]:
+        """Close the items in one write, each with its transcript message (SID, error code, and a status that
+        only moves forward), events and ledger updates; a sent SMS's SID becomes findable by
+        update_delivery_status. Returns the keys of items another runner had moved meanwhile (left as they
+        are). With `unchanged`, nothing is written if that participant or flow state version has moved since:
+        raises Conflict."""
 
 
 @dataclass(frozen=True)
@@ -336,3 +409,36 @@ class ExportQueue(Protocol):
     """Hands an export to the export function."""
 
     def send(self, export_id: str) -> None: ...
+
+
+class ParticipantArchive(Protocol):
+    """What retention moved out of the table, kept per participant (S3: JSON lines under archive/<id>/)."""
+
+    def put(self, participant_id: str, kind: ArchiveKind, name: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Keep `records` (items as stored, each with its SK) as one file; the same name again replaces it."""
+
+    def records(self, participant_id: str, kind: ArchiveKind) -> Iterator[dict[str, Any]]:
+        """Every archived record of the kind, oldest file first, each SK once."""
+
+    def erase(self, participant_id: str, time_left: Callable[[], float] | None = None) -> bool:
+        """Delete the participant's whole archive; False when the time ran out first (call again)."""
+
+
+class RetentionStore(Protocol):
+    """The table's side of retention (coach.domain.retention) and of deletions left unfinished."""
+
+    def expired_items(self, participant_id: str, before: datetime) -> ExpiredItems:
+        """The participant's messages, events and outbox items from before `before` that may go."""
+
+    def remove_items(self, participant_id: str, keys: Sequence[str]) -> None:
+        """Remove the participant's items with these sort keys (those gone already are no matter)."""
+
+    def retention_pass(self) -> RetentionPass: ...
+
+    def save_retention_pass(self, state: RetentionPass) -> None: ...
+
+    def unfinished_deletions(self, limit: int) -> list[str]:
+        """Participants whose deletion began and has not finished (at most `limit`, in id order)."""
+
+    def repair_index(self) -> int:
+        """Move participants an earlier version indexed under one key for all to their status's key; how many."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+from coach.adapters import aws_clients
 
 
 class ApiGatewayKeyNames:
@@ -18,9 +19,7 @@ class ApiGatewayKeyNames:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("apigateway")
-        return self._client
+        return self._client if self._client is not None else aws_clients.client("apigateway")
 
     def name_of(self, key_id: str) -> str | None:
         if key_id not in self._names:

@@ -5,6 +5,8 @@ Items (besides those of dynamodb_store.py), all under PK = PARTICIPANT#<id> unle
   MSGID#<id>          points at a message's sort key, for inbound MessageSids and outbound Twilio SIDs
   WORK#<key>          queued work (enrolled, reset) whose turn is saved
   OUT#<key>           an outbox item; while open it carries GSI1PK = OUTBOX#<id> (a sparse index)
+  OUTBOX              the keys of the open outbox items (`open_keys`, a string set): a turn's one read sees
+                      whether earlier work left any; the save adds its items, their finish removes them
   PHONE#<e164> / NOT_ENROLLED   the last not-enrolled reply to an unknown number (TTL expires_at)
 """
 
@@ -17,7 +19,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from coach.adapters.dynamodb_items import (
+    FLOW_SK,
     MESSAGE_ID_PREFIX,
+    PROFILE_SK,
     from_attributes,
     key,
     participant_pk,
@@ -26,16 +30,19 @@ from coach.adapters.dynamodb_items import (
     sortable_time,
     to_attributes,
 )
-from coach.adapters.dynamodb_table import DynamoDBTable
+from coach.adapters.dynamodb_table import TRANSACTION_LIMIT, DynamoDBTable, message_sort_key
 from coach.domain.decisions import DecisionPoint, DecisionUpdate, decision_sort_key, local_date_of
-from coach.domain.errors import AlreadyDone, Conflict
+from coach.domain.errors import AlreadyDone, Conflict, NotFound
 from coach.domain.flow import FlowState
 from coach.domain.message import Direction, Message, ResearchEvent, status_rank
-from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
-from coach.ports import SentSms
+from coach.domain.outbox import OutboxItem, OutboxKind
+from coach.domain.participant import Participant
+from coach.ports import FinishedItem, SavedTurn, SentSms, StoredTurn, TurnReads
 
 WORK_PREFIX = "WORK#"
 OUTBOX_PREFIX = "OUT#"
+OPEN_OUTBOX_SK = "OUTBOX"
+_COLLISIONS = 3  # transactions of a finish that may collide with another before the run is retried whole
 NOT_ENROLLED_SK = "NOT_ENROLLED"
 
 
@@ -138,12 +145,46 @@ class DynamoDBConversationStore(DynamoDBTable):
 
     # -- turns ---------------------------------------------------------------------------------
 
+    def load_turn(self, participant_id: str, reads: TurnReads | None = None) -> StoredTurn:
+        reads = reads or TurnReads()
+        pk = participant_pk(participant_id)
+        # The text by its sort key when the work gives its time; else its MessageSid's pointer, in the same read.
+        text_sk = None
+        if reads.inbound_id is not None:
+            at = reads.inbound_at
+            text_sk = f"{MESSAGE_ID_PREFIX}{reads.inbound_id}" if at is None else message_sort_key(at, reads.inbound_id)
+        works = {f"{WORK_PREFIX}{k}": k for k in reads.work_keys}
+        outbox = {f"{OUTBOX_PREFIX}{k}": k for k in reads.outbox_keys}
+        wanted = [PROFILE_SK, FLOW_SK, OPEN_OUTBOX_SK, *([text_sk] if text_sk else []), *works, *outbox]
+        found = self._get_many(pk, wanted)
+        if PROFILE_SK not in found:
+            raise NotFound(f"participant {participant_id} not found")
+        if FLOW_SK not in found:
+            raise NotFound(f"flow state of participant {participant_id} not found")
+        inbound = None
+        if reads.inbound_id is not None and text_sk is not None:
+            item = found.get(text_sk)
+            if reads.inbound_at is None:
+                item = self._by_pointer(pk, reads.inbound_id, item) if item is not None else None
+            elif item is None:  # not at the time the work gives: by MessageSid before saying there is none
+                item = self._by_pointer(pk, reads.inbound_id)
+            inbound = _inbound(item)
+        return StoredTurn(
+            participant=Participant.model_validate(found[PROFILE_SK]),
+            flow=FlowState.model_validate(found[FLOW_SK]),
+            inbound=inbound,
+            work_done=frozenset(k for sk, k in works.items() if sk in found),
+            outbox={k: OutboxItem.model_validate(found[sk]) for sk, k in outbox.items() if sk in found},
+            open_outbox=frozenset(found.get(OPEN_OUTBOX_SK, {}).get("open_keys", [])),
+        )
+
     def inbound_message(self, participant_id: str, message_id: str) -> Message | None:
-        sk = self._pointer(participant_id, message_id)
-        item = None if sk is None else self._get(participant_pk(participant_id), sk)
-        if item is None or item.get("direction") != Direction.INBOUND.value:
-            return None
-        return Message.model_validate(item)
+        return _inbound(self._by_pointer(participant_pk(participant_id), message_id))
+
+    def _by_pointer(self, pk: str, message_id: str, pointer: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The message a MessageSid points at (`pointer`: its pointer item, when read already)."""
+        pointer = pointer or self._get(pk, f"{MESSAGE_ID_PREFIX}{message_id}")
+        return None if pointer is None else self._get(pk, str(pointer["sk"]))
 
     def unanswered_inbound(self, participant_id: str, limit: int) -> list[Message]:
         response = self.client.query(
@@ -162,6 +203,7 @@ class DynamoDBConversationStore(DynamoDBTable):
         self,
         flow: FlowState,
         *,
+        participant: Participant | None = None,
         answered: Sequence[Message] = (),
         work_key: str | None = None,
         outbox: Sequence[OutboxItem] = (),
@@ -169,7 +211,7 @@ class DynamoDBConversationStore(DynamoDBTable):
         events: Sequence[ResearchEvent] = (),
         decisions: Sequence[DecisionPoint] = (),
         decision_updates: Sequence[DecisionUpdate] = (),
-    ) -> FlowState:
+    ) -> SavedTurn:
         pid = flow.participant_id
         pk = participant_pk(pid)
         turn_key = work_key or (answered[-1].message_id if answered else sortable_time(flow.updated_at))
@@ -184,13 +226,16 @@ class DynamoDBConversationStore(DynamoDBTable):
             )
             for m in answered
         ]
+        if participant is not None:
+            conflicts.append(self._version_check(pk, PROFILE_SK, participant.version))
         news: list[dict[str, Any]] = []
         if work_key is not None:
             news.append(self._put({**key(pk, f"{WORK_PREFIX}{work_key}")}, "attribute_not_exists(PK)"))
         message_sks = {m.message_id: self._message_sk(m) for m in messages}
-        for item in outbox:
-            stored = item.model_copy(update={"message_sk": message_sks.get(item.key, item.message_sk)})
-            news.append(self._put(self._outbox_attributes(stored), "attribute_not_exists(PK)"))
+        stored = [item.model_copy(update={"message_sk": message_sks.get(item.key, item.message_sk)}) for item in outbox]
+        news += [self._put(self._outbox_attributes(item), "attribute_not_exists(PK)") for item in stored]
+        if stored:
+            news.append(self._open_keys(pk, "ADD", [item.key for item in stored]))
         for message in messages:
             news.extend(self._message_puts(message))
         items = conflicts + news + [self._put(self._event_item(e)) for e in events]
@@ -198,7 +243,7 @@ class DynamoDBConversationStore(DynamoDBTable):
         items += [self._decision_update(u, flow.updated_at) for u in decision_updates]
         reasons = self._transact(items)
         if reasons is None:
-            return flow.model_copy(update={"version": flow.version + 1})
+            return SavedTurn(flow.model_copy(update={"version": flow.version + 1}), stored)
         if any(_failed(reasons, i) for i in range(len(conflicts))):
             raise Conflict(f"flow state or texts of participant {pid} changed since they were read")
         raise AlreadyDone(f"this turn of participant {pid} was saved before")
@@ -250,17 +295,22 @@ class DynamoDBConversationStore(DynamoDBTable):
         item = self._get(participant_pk(participant_id), f"{OUTBOX_PREFIX}{item_key}")
         return None if item is None else OutboxItem.model_validate(item)
 
+    def outbox_items(self, participant_id: str, item_keys: Sequence[str]) -> list[OutboxItem]:
+        if not item_keys:
+            return []
+        found = self._get_many(participant_pk(participant_id), [f"{OUTBOX_PREFIX}{k}" for k in item_keys])
+        items = [OutboxItem.model_validate(item) for item in found.values()]
+        return sorted(items, key=lambda i: (i.created_at, i.key))
+
     def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
-        started = item.model_copy(
-            update={"state": OutboxState.SENDING, "attempts": item.attempts + 1, "attempted_at": now}
-        )
+        started = item.begin_attempt(now)
         done = self._update(
             participant_pk(item.participant_id),
             f"{OUTBOX_PREFIX}{item.key}",
             "SET #state = :sending, attempts = :next, attempted_at = :now",
             "#state = :state AND attempts = :attempts",
             {
-                ":sending": {"S": OutboxState.SENDING.value},
+                ":sending": {"S": started.state.value},
                 ":next": {"N": str(started.attempts)},
                 ":now": {"S": now.isoformat()},
                 ":state": {"S": item.state.value},
@@ -272,52 +322,108 @@ class DynamoDBConversationStore(DynamoDBTable):
             raise Conflict(f"outbox item {item.key} changed since it was read")
         return started
 
-    def finish_outbox_item(
+    def finish_outbox(
         self,
-        item: OutboxItem,
-        state: OutboxState,
+        finished: Sequence[FinishedItem],
         now: datetime,
         *,
-        sent: SentSms | None = None,
-        error_code: int | None = None,
-        events: Sequence[ResearchEvent] = (),
-        decision_updates: Sequence[DecisionUpdate] = (),
-    ) -> None:
+        unchanged: tuple[Participant, FlowState] | None = None,
+    ) -> list[str]:
+        moved: list[str] = []
+        fixed = 1 + (0 if unchanged is None else 2)  # the open keys, and the state checks
+        chunk: list[FinishedItem] = []
+        size = fixed
+        for done in finished:
+            # An item's writes stay in one transaction; a flush rarely needs more than one.
+            writes = 2 + len(done.events) + len(done.decision_updates) + (done.sent is not None)
+            if chunk and size + writes > TRANSACTION_LIMIT:
+                moved += self._finish(chunk, now, unchanged)
+                chunk, size = [], fixed
+            chunk.append(done)
+            size += writes
+        return moved + (self._finish(chunk, now, unchanged) if chunk else [])
+
+    def _finish(
+        self, finished: Sequence[FinishedItem], now: datetime, unchanged: tuple[Participant, FlowState] | None
+    ) -> list[str]:
+        """One transaction for `finished`. A condition that fails narrows the next try: a message a status
+        callback moved further keeps its status (forward only), an item another runner moved is left out."""
+        moved: set[str] = set()
+        status_held: set[str] = set()
+        collisions = 0
+        while closing := [done for done in finished if done.item.key not in moved]:
+            writes: list[dict[str, Any]] = []
+            owners: list[tuple[str, str]] = []  # (item key, what the write is) of each write
+            pk = participant_pk(closing[0].item.participant_id)
+            if unchanged is not None:
+                participant, flow = unchanged
+                writes += [self._version_check(pk, PROFILE_SK, participant.version)]
+                writes += [self._version_check(pk, FLOW_SK, flow.version)]
+                owners += [("", "state"), ("", "state")]
+            for done in closing:
+                for role, write in self._finish_writes(done, now, hold_status=done.item.key in status_held):
+                    writes.append(write)
+                    owners.append((done.item.key, role))
+            writes.append(self._open_keys(pk, "DELETE", [done.item.key for done in closing]))
+            owners.append(("", "open_keys"))
+            try:
+                reasons = self._transact(writes)
+            except ClientError as exc:
+                # Another transaction on one of these items at that very moment (a status callback): again.
+                if exc.response["Error"]["Code"] != "TransactionCanceledException" or collisions == _COLLISIONS:
+                    raise
+                collisions += 1
+                continue
+            if reasons is None:
+                break
+            failed = [owners[i] for i in range(len(owners)) if _failed(reasons, i)]
+            if any(role == "state" for _, role in failed):
+                raise Conflict("the participant or its flow state changed since it was saved")
+            if not failed:
+                raise Conflict(f"outbox items of {pk} could not be finished: no condition named as failed")
+            for item_key, role in failed:  # each failed try holds a status or leaves an item out
+                if role == "message" and item_key not in status_held:
+                    status_held.add(item_key)
+                else:
+                    moved.add(item_key)
+        return [done.item.key for done in finished if done.item.key in moved]
+
+    def _finish_writes(self, done: FinishedItem, now: datetime, *, hold_status: bool) -> list[tuple[str, Any]]:
+        """The writes that close one item, each named: the item, its message, its SID pointer, events, ledger."""
+        item, sent = done.item, done.sent
         pk = participant_pk(item.participant_id)
         update, values = _set_clause(
             {
-                "#state": {"S": state.value},
+                "#state": {"S": done.state.value},
                 "finished_at": {"S": now.isoformat()},
                 "twilio_sid": {"S": sent.sid} if sent is not None else None,
-                "error_code": _number(error_code),
+                "error_code": _number(done.error_code),
             }
         )
         values[":state_before"] = {"S": item.state.value}
         values[":attempts"] = {"N": str(item.attempts)}
-        items = [
-            self._update_item(
-                pk,
-                f"{OUTBOX_PREFIX}{item.key}",
-                update + " REMOVE GSI1PK, GSI1SK",
-                "#state = :state_before AND attempts = :attempts",
-                values,
-                names={"#state": "state"},
+        writes: list[tuple[str, Any]] = [
+            (
+                "item",
+                self._update_item(
+                    pk,
+                    f"{OUTBOX_PREFIX}{item.key}",
+                    update + " REMOVE GSI1PK, GSI1SK",
+                    "#state = :state_before AND attempts = :attempts",
+                    values,
+                    names={"#state": "state"},
+                ),
             )
         ]
         if item.kind is OutboxKind.SMS and item.message_sk:
-            items.append(self._transcript_update(pk, item.message_sk, sent, error_code))
+            status = None if hold_status else (sent.status if sent is not None else done.state.value)
+            writes.append(("message", self._transcript_update(pk, item.message_sk, sent, done.error_code, status, now)))
             if sent is not None:
                 pointer = {**key(pk, f"{MESSAGE_ID_PREFIX}{sent.sid}"), "sk": {"S": item.message_sk}}
-                items.append(self._put(pointer))
-        items.extend(self._put(self._event_item(e)) for e in events)
-        items.extend(self._decision_update(u, now) for u in decision_updates)
-        if self._transact(items) is not None:
-            raise Conflict(f"outbox item {item.key} changed since it was read")
-        if item.kind is OutboxKind.SMS and item.message_sk:
-            # A callback naming the item may have moved the message further already (delivered before we
-            # stored the SID): forward only.
-            status = sent.status if sent is not None else state.value
-            self._advance_status(pk, item.message_sk, status, error_code, now)
+                writes.append(("pointer", self._put(pointer)))
+        writes += [("event", self._put(self._event_item(e))) for e in done.events]
+        writes += [("ledger", self._decision_update(u, now)) for u in done.decision_updates]
+        return writes
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -331,19 +437,57 @@ class DynamoDBConversationStore(DynamoDBTable):
         )
 
     def _transcript_update(
-        self, pk: str, message_sk: str, sent: SentSms | None, error_code: int | None
+        self,
+        pk: str,
+        message_sk: str,
+        sent: SentSms | None,
+        error_code: int | None,
+        status: str | None,
+        now: datetime,
     ) -> dict[str, Any]:
-        """The message's SID and error code, in the finishing transaction; its status moves after it."""
+        """The message's SID, error code and status, in the finishing transaction. The status moves forward
+        only: a callback may have moved it further already (delivered before we stored the SID); then the
+        condition fails and the retry comes with `status` None."""
         attributes = {"twilio_sid": {"S": sent.sid} if sent is not None else None, "error_code": _number(error_code)}
+        condition = "attribute_exists(PK)"
+        names = None
+        if status is not None:
+            attributes.update(
+                {
+                    "#status": {"S": status},
+                    "status_rank": {"N": str(status_rank(status))},
+                    "status_at": {"S": now.isoformat()},
+                }
+            )
+            condition += " AND (attribute_not_exists(status_rank) OR status_rank < :status_rank)"
+            names = {"#status": "status"}
         if all(value is None for value in attributes.values()):  # only check the message is there
-            check = {
-                "TableName": self.table_name,
-                "Key": key(pk, message_sk),
-                "ConditionExpression": "attribute_exists(PK)",
-            }
+            check = {"TableName": self.table_name, "Key": key(pk, message_sk), "ConditionExpression": condition}
             return {"ConditionCheck": check}
         update, values = _set_clause(attributes)
-        return self._update_item(pk, message_sk, update, "attribute_exists(PK)", values)
+        return self._update_item(pk, message_sk, update, condition, values, names)
+
+    def _open_keys(self, pk: str, action: str, item_keys: Sequence[str]) -> dict[str, Any]:
+        """Add (ADD) or remove (DELETE) items in the participant's set of open outbox keys."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": key(pk, OPEN_OUTBOX_SK),
+                "UpdateExpression": f"{action} open_keys :keys",
+                "ExpressionAttributeValues": {":keys": {"SS": sorted(set(item_keys))}},
+            }
+        }
+
+    def _version_check(self, pk: str, sk: str, version: int) -> dict[str, Any]:
+        """A transaction's check that an item is still at the version it was read (or saved) at."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": key(pk, sk),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": {"N": str(version)}},
+            }
+        }
 
     def _pointer(self, participant_id: str, message_id: str) -> str | None:
         item = self._get(participant_pk(participant_id), f"{MESSAGE_ID_PREFIX}{message_id}")
@@ -380,6 +524,12 @@ class DynamoDBConversationStore(DynamoDBTable):
     ) -> bool:
         """One conditional update; False when the condition failed."""
         return self._transact([self._update_item(pk, sk, update, condition, values, names)]) is None
+
+
+def _inbound(item: dict[str, Any] | None) -> Message | None:
+    if item is None or item.get("direction") != Direction.INBOUND.value:
+        return None
+    return Message.model_validate(item)
 
 
 def _failed(reasons: list[dict[str, Any]], index: int) -> bool:

@@ -17,6 +17,8 @@ from coach.domain.errors import InvalidPageToken
 PROFILE_SK = "PROFILE"
 FLOW_SK = "FLOW#conversation"
 PHONE_SK = "PHONE"
+# Profiles are indexed by status (GSI1PK = PARTICIPANTS#<status>), so listing one status reads one partition
+# and no partition holds every participant. An earlier version keyed them all by the bare prefix.
 PARTICIPANTS_GSI1PK = "PARTICIPANTS"
 MESSAGE_PREFIX = "MSG#"
 MESSAGE_ID_PREFIX = "MSGID#"
@@ -33,6 +35,11 @@ def participant_pk(participant_id: str) -> str:
 
 def phone_pk(phone_number: str) -> str:
     return f"PHONE#{phone_number}"
+
+
+def participants_gsi1pk(status: str) -> str:
+    """The index partition of the participants with `status`."""
+    return f"{PARTICIPANTS_GSI1PK}#{status}"
 
 
 def sortable_time(at: datetime) -> str:

@@ -4,11 +4,13 @@ reads and full pages."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from coach.adapters import aws_clients
 from coach.adapters.dynamodb_items import (
     EVENT_PREFIX,
     FLOW_SK,
@@ -25,6 +27,8 @@ from coach.domain.flow import FlowState
 from coach.domain.message import Message, ResearchEvent, status_rank
 
 TRANSACTION_LIMIT = 100  # DynamoDB's most items in one TransactWriteItems
+_BATCH_GET_ATTEMPTS = 8
+_SINGLE_WRITES = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
 
 
 class DynamoDBTable:
@@ -34,9 +38,8 @@ class DynamoDBTable:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
+        # One client per container for every store (coach.adapters.aws_clients), unless one was given.
+        return self._client if self._client is not None else aws_clients.client("dynamodb")
 
     def _put(
         self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None
@@ -49,7 +52,18 @@ class DynamoDBTable:
         return {"Put": put}
 
     def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """Run a transaction; None when it committed, else the cancellation reasons (one per item)."""
+        """Run a transaction; None when it committed, else the cancellation reasons (one per item).
+
+        One item is written with a plain conditional write instead: the same guarantee at half the cost."""
+        if len(items) == 1 and (single := _single_write(items[0])) is not None:
+            operation, request = single
+            try:
+                getattr(self.client, operation)(**request)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                return [{"Code": "ConditionalCheckFailed"}]
+            return None
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -65,6 +79,21 @@ class DynamoDBTable:
         response = self.client.get_item(TableName=self.table_name, Key=key(pk, sk), ConsistentRead=True)
         item = response.get("Item")
         return None if item is None else from_attributes(item)
+
+    def _get_many(self, pk: str, sort_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Items of one partition by sort key (those that exist), read consistently in one BatchGetItem; more
+        requests only for keys DynamoDB leaves unprocessed (under throttling)."""
+        keys = [key(pk, sk) for sk in dict.fromkeys(sort_keys)]
+        found: dict[str, dict[str, Any]] = {}
+        for _attempt in range(_BATCH_GET_ATTEMPTS):
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                found[item["SK"]["S"]] = from_attributes(item)
+            keys = (response.get("UnprocessedKeys") or {}).get(self.table_name, {}).get("Keys", [])
+            if not keys:
+                return found
+        raise RuntimeError(f"DynamoDB left {len(keys)} reads unprocessed; try again")
 
     def _fill_page(
         self, query: dict[str, Any], limit: int, start: dict[str, Any] | None, key_names: tuple[str, ...]
@@ -96,7 +125,7 @@ class DynamoDBTable:
 
     @staticmethod
     def _message_sk(message: Message) -> str:
-        return f"{MESSAGE_PREFIX}{sortable_time(message.at)}#{message.message_id}"
+        return message_sort_key(message.at, message.message_id)
 
     def _flow_put(self, flow: FlowState) -> dict[str, Any]:
         stored = flow.model_copy(update={"version": flow.version + 1})
@@ -115,3 +144,15 @@ class DynamoDBTable:
         if message.status is not None:
             attributes["status_rank"] = {"N": str(status_rank(message.status))}
         return [self._put(pointer, "attribute_not_exists(PK)"), self._put(attributes)]
+
+
+def message_sort_key(at: datetime, message_id: str) -> str:
+    """A transcript message's sort key: by time, then id."""
+    return f"{MESSAGE_PREFIX}{sortable_time(at)}#{message_id}"
+
+
+def _single_write(item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """A transaction's one Put, Update or Delete as the plain call that does the same (same parameters)."""
+    [(kind, request)] = item.items()
+    operation = _SINGLE_WRITES.get(kind)
+    return None if operation is None else (operation, request)

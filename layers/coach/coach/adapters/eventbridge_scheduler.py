@@ -70,8 +70,9 @@ class EventBridgeScheduler:
     def put(self, spec: ScheduleSpec, *, exists: bool | None = None) -> None:
         request = self._request(spec)
         with _unavailable(f"write schedule {spec.name}"):
-            # Without knowledge, guess what is likelier: a one-time schedule is new, a daily one is a move.
-            if exists is True or (exists is None and not spec.one_time):
+            # Without knowledge, create: a reminder or a transition is new every time, and a daily schedule is
+            # created once at the end of intake for every time it moves later.
+            if exists is True:
                 try:
                     self.client.update_schedule(**request)
                     return
@@ -81,7 +82,7 @@ class EventBridgeScheduler:
             try:
                 self.client.create_schedule(**request)
             except ClientError as exc:
-                # It exists (guessed wrong, or a racing writer created it): make it what we want.
+                # It exists (a move, or a racing writer created it): make it what we want.
                 if _code(exc) != "ConflictException":
                     raise
                 self.client.update_schedule(**request)

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from coach.domain.audit import AuditEntry
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
+from coach.domain.deletion import Deletion
 from coach.domain.effects import AlertResearchers
 from coach.domain.errors import Conflict, DeliveryUnavailable, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.exports import ExportJob
@@ -31,6 +32,8 @@ from coach.domain.work import ConversationWork
 from coach.ports import ExistingSchedule, Page
 
 T = TypeVar("T")
+
+_DELETE_BATCH = 25  # as many items as one BatchWriteItem deletes, so both stores stop at the same places
 
 
 @dataclass
@@ -48,6 +51,7 @@ class InMemoryParticipantStore:
     outbox: dict[str, dict[str, OutboxItem]] = field(default_factory=dict)
     work: dict[str, set[str]] = field(default_factory=dict)
     sids: dict[tuple[str, str], str] = field(default_factory=dict)  # (participant, Twilio SID) -> message id
+    deletions: set[str] = field(default_factory=set)  # participants whose deletion began and has not finished
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def create_participant(
@@ -84,7 +88,7 @@ class InMemoryParticipantStore:
         with self._lock:
             ordered = sorted(self.participants.values(), key=_participant_order)
             chosen = [p for p in ordered if status is None or p.status == status]
-            return _page(chosen, _participant_order, limit, next_token, "participants")
+            return _page(chosen, _participant_order, limit, next_token, f"participants:{status or 'all'}")
 
     def update_participant(
         self,
@@ -117,18 +121,51 @@ class InMemoryParticipantStore:
             self.audit.extend(audit)
             return stored
 
-    def delete_participant(self, participant_id: str) -> None:
+    def delete_participant(
+        self,
+        participant_id: str,
+        *,
+        audit: Sequence[AuditEntry] = (),
+        time_left: Callable[[], float] | None = None,
+    ) -> Deletion:
         with self._lock:
-            participant = self.get_participant(participant_id)
-            del self.participants[participant_id]
-            self.phones.pop(participant.phone_number, None)
-            self.flows.pop(participant_id, None)
-            self.messages.pop(participant_id, None)
-            self.events.pop(participant_id, None)
-            self.decisions.pop(participant_id, None)
-            self.outbox.pop(participant_id, None)
-            self.work.pop(participant_id, None)
-            self.sids = {k: v for k, v in self.sids.items() if k[0] != participant_id}
+            participant = self.participants.pop(participant_id, None)
+            if participant is not None:  # the first call: gone for every reader at once, with the tombstone
+                if self.phones.get(participant.phone_number) == participant_id:
+                    del self.phones[participant.phone_number]
+                self.flows.pop(participant_id, None)
+                self.deletions.add(participant_id)
+                self.audit.extend(audit)
+            elif participant_id not in self.deletions:
+                raise NotFound(f"participant {participant_id} not found")
+            items = self._items_of(participant_id)
+            for offset in range(0, len(items), _DELETE_BATCH):
+                if time_left is not None and time_left() <= 0:
+                    return Deletion(participant_id=participant_id, items_deleted=offset, items_left=len(items) - offset)
+                for remove in items[offset : offset + _DELETE_BATCH]:
+                    remove()
+            for kept in (self.messages, self.events, self.decisions, self.outbox, self.work):
+                kept.pop(participant_id, None)
+            return Deletion(participant_id=participant_id, items_deleted=len(items), items_left=0)
+
+    def finish_deletion(self, participant_id: str) -> bool:
+        with self._lock:
+            if participant_id not in self.deletions:
+                return False
+            self.deletions.discard(participant_id)
+            return True
+
+    def _items_of(self, participant_id: str) -> list[Callable[[], object]]:
+        """A remover per item the participant still has (the caller holds the lock)."""
+        pid = participant_id
+        return [
+            *(lambda m=m: self.messages[pid].pop(m, None) for m in list(self.messages.get(pid, {}))),
+            *(lambda: self.events[pid].pop() for _ in self.events.get(pid, [])),
+            *(lambda d=d: self.decisions[pid].pop(d, None) for d in list(self.decisions.get(pid, {}))),
+            *(lambda k=k: self.outbox[pid].pop(k, None) for k in list(self.outbox.get(pid, {}))),
+            *(lambda w=w: self.work[pid].discard(w) for w in list(self.work.get(pid, set()))),
+            *(lambda s=s: self.sids.pop(s, None) for s in [k for k in self.sids if k[0] == pid]),
+        ]
 
     def get_flow_state(self, participant_id: str) -> FlowState:
         with self._lock:

@@ -15,8 +15,9 @@ from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import AlreadyDone, Conflict
 from coach.domain.flow import FlowState
 from coach.domain.message import Direction, Message, ResearchEvent, status_rank
-from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
-from coach.ports import SentSms
+from coach.domain.outbox import OutboxItem, OutboxKind
+from coach.domain.participant import Participant
+from coach.ports import FinishedItem, SavedTurn, StoredTurn, TurnReads
 
 
 @dataclass
@@ -104,6 +105,23 @@ class InMemoryConversationStore:
         transcript[message_id] = message.model_copy(update=update)
         return True
 
+    def load_turn(self, participant_id: str, reads: TurnReads | None = None) -> StoredTurn:
+        reads = reads or TurnReads()
+        with self._lock:
+            participant = self.participants.get_participant(participant_id)
+            flow = self.participants.get_flow_state(participant_id)
+            inbound = None if reads.inbound_id is None else self.inbound_message(participant_id, reads.inbound_id)
+            done = self.work.get(participant_id, set())
+            outbox = self.outbox.get(participant_id, {})
+            return StoredTurn(
+                participant=participant,
+                flow=flow,
+                inbound=inbound,
+                work_done=frozenset(k for k in reads.work_keys if k in done),
+                outbox={k: outbox[k] for k in reads.outbox_keys if k in outbox},
+                open_outbox=frozenset(k for k, item in outbox.items() if item.open),
+            )
+
     def inbound_message(self, participant_id: str, message_id: str) -> Message | None:
         with self._lock:
             message = self._transcript(participant_id).get(message_id)
@@ -126,6 +144,7 @@ class InMemoryConversationStore:
         self,
         flow: FlowState,
         *,
+        participant: Participant | None = None,
         answered: Sequence[Message] = (),
         work_key: str | None = None,
         outbox: Sequence[OutboxItem] = (),
@@ -133,12 +152,15 @@ class InMemoryConversationStore:
         events: Sequence[ResearchEvent] = (),
         decisions: Sequence[DecisionPoint] = (),
         decision_updates: Sequence[DecisionUpdate] = (),
-    ) -> FlowState:
+    ) -> SavedTurn:
         pid = flow.participant_id
         with self._lock:
             current = self.participants.flows.get(pid)
             if current is None or current.version != flow.version:
                 raise Conflict(f"flow state of participant {pid} changed since it was read")
+            known = self.participants.participants.get(pid)
+            if participant is not None and (known is None or known.version != participant.version):
+                raise Conflict(f"participant {pid} changed since it was read")
             transcript = self._transcript(pid)
             for message in answered:
                 stored = transcript.get(message.message_id)
@@ -166,7 +188,7 @@ class InMemoryConversationStore:
                 self.participants.apply_decision_update(update, flow.updated_at)
             stored_flow = flow.model_copy(update={"version": flow.version + 1})
             self.participants.flows[pid] = stored_flow
-            return stored_flow
+            return SavedTurn(stored_flow, list(outbox))
 
     def update_decision(self, update: DecisionUpdate, now: datetime) -> bool:
         with self._lock:
@@ -181,49 +203,65 @@ class InMemoryConversationStore:
         with self._lock:
             return self.outbox.get(participant_id, {}).get(item_key)
 
+    def outbox_items(self, participant_id: str, item_keys: Sequence[str]) -> list[OutboxItem]:
+        with self._lock:
+            outbox = self.outbox.get(participant_id, {})
+            items = [outbox[k] for k in dict.fromkeys(item_keys) if k in outbox]
+            return sorted(items, key=lambda i: (i.created_at, i.key))
+
     def begin_attempt(self, item: OutboxItem, now: datetime) -> OutboxItem:
         with self._lock:
             current = self._current(item)
             if not current.open:
                 raise Conflict(f"outbox item {item.key} is {current.state}")
-            started = current.model_copy(
-                update={"state": OutboxState.SENDING, "attempts": current.attempts + 1, "attempted_at": now}
-            )
+            started = current.begin_attempt(now)
             self.outbox[item.participant_id][item.key] = started
             return started
 
-    def finish_outbox_item(
+    def finish_outbox(
         self,
-        item: OutboxItem,
-        state: OutboxState,
+        finished: Sequence[FinishedItem],
         now: datetime,
         *,
-        sent: SentSms | None = None,
-        error_code: int | None = None,
-        events: Sequence[ResearchEvent] = (),
-        decision_updates: Sequence[DecisionUpdate] = (),
-    ) -> None:
-        pid = item.participant_id
+        unchanged: tuple[Participant, FlowState] | None = None,
+    ) -> list[str]:
+        moved: list[str] = []
         with self._lock:
-            current = self._current(item)
-            if not current.open:
-                raise Conflict(f"outbox item {item.key} is {current.state}")
-            self.outbox[pid][item.key] = current.model_copy(
-                update={"state": state, "twilio_sid": sent.sid if sent else None, "error_code": error_code}
-            )
-            transcript = self._transcript(pid)
-            if item.kind is OutboxKind.SMS and item.key in transcript:
-                message = transcript[item.key]
-                update: dict[str, object] = {"twilio_sid": sent.sid if sent else message.twilio_sid}
-                if error_code is not None:
-                    update["error_code"] = error_code
-                transcript[item.key] = message.model_copy(update=update)
-                self._advance_status(pid, item.key, sent.status if sent else state.value, error_code)
-                if sent is not None:
-                    self.participants.sids[(pid, sent.sid)] = item.key
-            self.participants.events.setdefault(pid, []).extend(events)
-            for decision_update in decision_updates:
-                self.participants.apply_decision_update(decision_update, now)
+            if unchanged is not None:
+                participant, flow = unchanged
+                stored = self.participants.participants.get(participant.id)
+                stored_flow = self.participants.flows.get(flow.participant_id)
+                if stored is None or stored_flow is None or stored.version != participant.version:
+                    raise Conflict(f"participant {participant.id} changed since it was saved")
+                if stored_flow.version != flow.version:
+                    raise Conflict(f"flow state of participant {participant.id} changed since it was saved")
+            for done in finished:
+                try:
+                    current = self._current(done.item)
+                except Conflict:
+                    moved.append(done.item.key)  # another runner moved it meanwhile: theirs to finish
+                    continue
+                self._finish(current, done, now)
+        return moved
+
+    def _finish(self, current: OutboxItem, done: FinishedItem, now: datetime) -> None:
+        item, sent, pid = done.item, done.sent, done.item.participant_id
+        self.outbox[pid][item.key] = current.model_copy(
+            update={"state": done.state, "twilio_sid": sent.sid if sent else None, "error_code": done.error_code}
+        )
+        transcript = self._transcript(pid)
+        if item.kind is OutboxKind.SMS and item.key in transcript:
+            message = transcript[item.key]
+            update: dict[str, object] = {"twilio_sid": sent.sid if sent else message.twilio_sid}
+            if done.error_code is not None:
+                update["error_code"] = done.error_code
+            transcript[item.key] = message.model_copy(update=update)
+            self._advance_status(pid, item.key, sent.status if sent else done.state.value, done.error_code)
+            if sent is not None:
+                self.participants.sids[(pid, sent.sid)] = item.key
+        self.participants.events.setdefault(pid, []).extend(done.events)
+        for decision_update in done.decision_updates:
+            self.participants.apply_decision_update(decision_update, now)
 
     def _current(self, item: OutboxItem) -> OutboxItem:
         current = self.outbox.get(item.participant_id, {}).get(item.key)

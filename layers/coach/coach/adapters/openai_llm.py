@@ -276,16 +276,20 @@ def language_model(settings: CoachSettings) -> OpenAILanguageModel | None:
     return OpenAILanguageModel(settings) if settings.llm_configured else None
 
 
-def language_model_from_secret(settings: CoachSettings, secret_name: str) -> OpenAILanguageModel | None:
-    """The model with its key from the Secrets Manager secret {"api_key": ...}; None (the offline coach) when
-    the secret is absent or has no key, so a deployment without an OpenAI account works as it is."""
-    from aws_lambda_powertools.utilities import parameters
+def secret_api_key(secret_name: str, max_age: float = 300) -> str | None:
+    """The key of the Secrets Manager secret {"api_key": ...}, read again after `max_age` seconds; None (the
+    offline coach) when the secret is unreadable or has no key, so a deployment without an OpenAI account
+    works as it is."""
+    from coach.adapters.secrets import SecretUnavailable, container_secrets
+    from coach.observability import logger
 
     try:
-        secret = parameters.get_secret(secret_name, transform="json", max_age=300)
-    except parameters.exceptions.GetParameterError:
+        secret = container_secrets().json(secret_name, max_age)
+    except SecretUnavailable as exc:
+        logger.info("no OpenAI key: the offline coach answers", extra={"secret": secret_name, "reason": exc.reason})
         return None
     api_key = secret.get("api_key") if isinstance(secret, dict) else None
     if not api_key:
+        logger.info("no OpenAI key: the offline coach answers", extra={"secret": secret_name, "reason": "no api_key"})
         return None
-    return OpenAILanguageModel(settings.model_copy(update={"openai_api_key": str(api_key)}))
+    return str(api_key)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from coach.adapters import aws_clients
 
 # SigV4: what S3 requires in every region opened since 2014 and for KMS-encrypted objects.
 _SIGNED = Config(signature_version="s3v4", s3={"addressing_style": "auto"})
@@ -24,9 +25,7 @@ class S3ExportFiles:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("s3", config=_SIGNED)
-        return self._client
+        return self._client if self._client is not None else aws_clients.client("s3", config=_SIGNED)
 
     def put(self, key: str, path: Path, content_type: str) -> None:
         with path.open("rb") as body:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from coach.adapters import aws_clients
 from coach.domain.effects import AlertResearchers
 from coach.domain.errors import DeliveryUnavailable
 
@@ -22,9 +22,7 @@ class SnsResearchAlerts:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sns")
-        return self._client
+        return self._client if self._client is not None else aws_clients.client("sns")
 
     def safety_flag(self, participant_id: str, alert: AlertResearchers) -> None:
         details = {

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
-
+from coach.adapters import aws_clients
 from coach.domain.work import ConversationWork
 
 
@@ -19,9 +18,7 @@ class SqsWorkQueue:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs")
-        return self._client
+        return self._client if self._client is not None else aws_clients.client("sqs")
 
     def send(self, work: ConversationWork) -> None:
         self.client.send_message(
@@ -41,9 +38,7 @@ class SqsExportQueue:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs")
-        return self._client
+        return self._client if self._client is not None else aws_clients.client("sqs")
 
     def send(self, export_id: str) -> None:
         self.client.send_message(
@@ -63,9 +58,7 @@ class SqsRedelivery:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs")
-        return self._client
+        return self._client if self._client is not None else aws_clients.client("sqs")
 
     def return_after(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
         """Make the record visible again in `seconds` (0: at once)."""

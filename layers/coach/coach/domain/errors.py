@@ -61,6 +61,14 @@ class DeliveryUnavailable(DomainError):
     """
 
 
+class SendWindowMissed(DeliveryUnavailable):
+    """Waiting for the sender's rate would start this message after its validity window: it was not sent.
+
+    Nothing reached the provider. As a DeliveryUnavailable the firing is retried, and the retry records the
+    message expired (its window is over); a caller that catches it may record it expired at once.
+    """
+
+
 class ScheduleUnavailable(DomainError):
     """EventBridge Scheduler refused or failed a change of a participant's schedules (throttled, down).
 

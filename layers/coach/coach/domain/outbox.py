@@ -1,13 +1,14 @@
 """The transactional outbox: what a turn or a nudge decided to send or schedule, saved with the state.
 
 An item is written in the same transaction as the flow state that produced it, then carried out and
-marked done. A crash in between leaves it pending, and whoever runs next for the participant finishes
-it; `sending` records that an attempt began, so a retry first asks Twilio whether it got through.
+marked done. A text is written `sending` already (its first attempt begins with the save), so a crash
+in between leaves it sending, and the next delivery of the same work (or any run once the attempt's
+lease is over) finishes it, first asking Twilio whether it got through.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -50,10 +51,31 @@ class OutboxItem(BaseModel):
     reported_sid: str | None = None  # SMS: the SID a status callback naming this item reported, however early
     error_code: int | None = None
     message_sk: str | None = None  # SMS: the transcript item this send updates
+    work_id: str | None = None  # the queued work or firing whose turn saved it (coach.domain.work)
 
     @property
     def open(self) -> bool:
         return self.state in (OutboxState.PENDING, OutboxState.SENDING)
+
+    def begin_attempt(self, now: datetime) -> OutboxItem:
+        """The item as a new attempt to send it begins."""
+        update = {"state": OutboxState.SENDING, "attempts": self.attempts + 1, "attempted_at": now}
+        return self.model_copy(update=update)
+
+    def in_flight(self, now: datetime, work_id: str | None) -> bool:
+        """Whether another run may be sending this item right now: its attempt began within the lease, in a
+        run for other work. A later delivery of the same work comes only once that run has ended."""
+        return (
+            self.state is OutboxState.SENDING
+            and self.attempted_at is not None
+            and self.work_id is not None
+            and self.work_id != work_id
+            and now - self.attempted_at < ATTEMPT_LEASE
+        )
+
+
+# Longer than any function that sends may run (60 s): an attempt older than this has no live runner.
+ATTEMPT_LEASE = timedelta(minutes=2)
 
 
 # A send's status-callback URL carries its item in the query string, so the callback names it however early

@@ -24,6 +24,9 @@ class ConversationWork(BaseModel):
     participant_id: str
     occurred_at: datetime
     message_id: str | None = None
+    # INBOUND: when the text was stored, which with its MessageSid locates it without a lookup (work queued
+    # before this field existed finds it by MessageSid alone).
+    message_at: datetime | None = None
     text: str | None = None  # ONE_OFF: what the researcher wrote
     override_quiet_hours: bool = False  # ONE_OFF: send even in the participant's quiet hours
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from coach.bots.turn import TurnEvent, TurnInput
 from coach.domain.errors import AlreadyDone
 from coach.domain.message import Message
 from coach.domain.reachability import QuietHours
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import ConversationStore
+from coach.ports import ConversationStore, TurnReads
 from coach.services.turns import EventSink, Loaded, PlannedTurn, SavedTurns, TurnRunner, planned_turn
 
 
@@ -33,13 +34,19 @@ class ConversationService:
 
         `time_left`: seconds the LLM may still take in this invocation (the rest saves and sends)."""
         pid = work.participant_id
-        if not self.turns.run(pid, lambda loaded: self._plan(work, loaded, time_left)):
+        # Read with the participant and its flow: the text this work answers, or whether the work was done.
+        if work.kind is WorkKind.INBOUND:
+            reads = TurnReads(inbound_id=work.message_id or "", inbound_at=work.message_at)
+        else:
+            reads = TurnReads(work_keys=[work.deduplication_id()])
+        decide = partial(self._plan, work, time_left=time_left)
+        if not self.turns.run(pid, decide, reads=reads, work_id=work.deduplication_id()):
             self.on_event("participant_gone", {"participant_id": pid, "work": work.kind.value})
 
     def _plan(self, work: ConversationWork, loaded: Loaded, time_left: Callable[[], float] | None) -> PlannedTurn:
         pid = loaded.participant.id
         if work.kind is WorkKind.INBOUND:
-            answered = self._texts_to_answer(pid, work.message_id or "")
+            answered = self._texts_to_answer(pid, loaded.inbound)
             if not answered:
                 raise AlreadyDone(f"text {work.message_id} was answered already")
             newest = answered[-1].message_id
@@ -55,7 +62,7 @@ class ConversationService:
             plan = planned_turn(result, loaded, newest, answered=answered)
         else:
             work_key = work.deduplication_id()
-            if self.conversation.work_done(pid, work_key):
+            if self.turns.work_done(loaded, work_key):
                 raise AlreadyDone(f"work {work_key} was done already")
             event = {WorkKind.ENROLLED: TurnEvent.ENROLLED, WorkKind.RESET: TurnEvent.RESET}.get(
                 work.kind, TurnEvent.ONE_OFF
@@ -73,9 +80,9 @@ class ConversationService:
             plan = planned_turn(result, loaded, work_key, work_key=work_key)
         return plan
 
-    def _texts_to_answer(self, participant_id: str, message_id: str) -> list[Message]:
-        """This work's text and every other text still waiting, oldest first: quick texts form one turn."""
-        own = self.conversation.inbound_message(participant_id, message_id)
+    def _texts_to_answer(self, participant_id: str, own: Message | None) -> list[Message]:
+        """This work's text (as loaded) and every other text still waiting, oldest first: quick texts form one
+        turn."""
         if own is None or own.turn is not None:
             return []
         waiting = self.conversation.unanswered_inbound(participant_id, self.max_texts_per_turn)

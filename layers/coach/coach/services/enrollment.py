@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from coach.domain.arms import StudyArms, allocation, default_study_arms
 from coach.domain.audit import SYSTEM, Action, Actor, AuditEntry, FieldChange, field_changes
 from coach.domain.decisions import DecisionPoint
+from coach.domain.deletion import Deletion
 from coach.domain.errors import Conflict, InvalidField, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState, SafetyReview, SubState
 from coach.domain.message import Message, ResearchEvent
@@ -27,7 +28,17 @@ from coach.domain.profile import UserProfile
 from coach.domain.schedules import SCHEDULED_STATUSES, schedule_names
 from coach.domain.times import same_local_time
 from coach.domain.work import ConversationWork, WorkKind
-from coach.ports import AuditLog, Clock, EnrollmentSequence, Page, ParticipantStore, Scheduler, WorkQueue
+from coach.ports import (
+    AuditLog,
+    Clock,
+    EnrollmentSequence,
+    Page,
+    ParticipantArchive,
+    ParticipantStore,
+    Scheduler,
+    WorkQueue,
+)
+from coach.services.deletion import ParticipantDeletion, TimeLeft
 from coach.services.schedules import reconcile, reconcile_stored
 
 PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
@@ -119,6 +130,7 @@ class EnrollmentService:
     seed: str = ""  # the study's seed: allocation by permuted blocks reproduces from it
     sequence: EnrollmentSequence | None = None  # None: everyone in the first arm of the design (tests)
     new_audit_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+    archive: ParticipantArchive | None = None  # what retention archived: a deletion removes it too
 
     def enroll(self, command: EnrollParticipant, actor: Actor = SYSTEM) -> Participant:
         """Create participant, phone index and intake flow state at once, then queue the greeting."""
@@ -248,15 +260,19 @@ class EnrollmentService:
             return updated
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def delete(self, participant_id: str, actor: Actor = SYSTEM) -> None:
-        """Every item of the participant and its schedules. Schedules first: a failure leaves all in place.
-        The audit trail keeps a tombstone, and the personal values of the participant's entries are erased."""
-        participant = self.store.get_participant(participant_id)
-        if self.scheduler is not None:
-            reconcile(self.scheduler, participant_id, {}, schedule_names(participant_id))
-        self.store.delete_participant(participant_id)
-        if self.audit is not None:
-            erased = self.audit.erase_personal_data(participant_id)
+    def delete(self, participant_id: str, actor: Actor = SYSTEM, time_left: TimeLeft | None = None) -> Deletion:
+        """Every item of the participant, their archived items and their schedules, as far as `time_left`
+        allows (coach.domain.deletion). Schedules first: a failure leaves all in place. From the first call on
+        the participant is gone for every reader; a repeat carries on where the last stopped (NotFound once
+        nothing is left). The audit trail keeps one tombstone, and its entries lose their personal values."""
+        tombstone: list[AuditEntry] = []
+        try:
+            participant: Participant | None = self.store.get_participant(participant_id)
+        except NotFound:
+            participant = None  # gone for readers already: a deletion under way goes on (else NotFound below)
+        if participant is not None:
+            if self.scheduler is not None:
+                reconcile(self.scheduler, participant_id, {}, schedule_names(participant_id))
             entry = self._entry(
                 actor,
                 "delete",
@@ -264,9 +280,22 @@ class EnrollmentService:
                 participant_id,
                 enrolled_at=participant.enrolled_at.isoformat(),
                 arm=participant.study_arm,
-                erased_entries=erased,
+                erased_entries=self._entries_with_personal_data(participant_id),
             )
-            self.audit.append(entry)
+            tombstone.append(entry)
+        deletion = ParticipantDeletion(self.store, self.audit, self.archive)
+        return deletion.run(participant_id, tombstone=tombstone, time_left=time_left)
+
+    def _entries_with_personal_data(self, participant_id: str) -> int:
+        """How many of the participant's audit entries the deletion erases values of."""
+        if self.audit is None:
+            return 0
+        audit, count, token = self.audit, 0, None
+        while True:
+            page = audit.entries(participant_id=participant_id, limit=100, next_token=token)
+            count += sum(1 for entry in page.items if entry.has_personal_data)
+            if not (token := page.next_token):
+                return count
 
     def _reconcile(self, participant_id: str) -> None:
         """The participant's schedules as its stored record and flow state call for them (all read first)."""

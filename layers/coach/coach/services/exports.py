@@ -9,6 +9,10 @@ the job done. A failed run is retried by the queue; the last allowed attempt mar
 
 Time windows apply to the rows that have a time: decision points by their scheduled time, messages, research
 events and audit entries by theirs. The participants table lists every selected participant.
+
+Messages and events that retention moved out of the table (coach.domain.retention) are read from the archive
+first, then the table's: each once, even when a retention run stopped between archiving an item and removing
+it from the table.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import hashlib
 import json
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,9 +48,11 @@ from coach.domain.exports import (
     dictionary_rows,
     table_columns,
 )
+from coach.domain.message import Message, ResearchEvent
 from coach.domain.participant import Participant
+from coach.domain.retention import ArchiveKind
 from coach.domain.tables import Column, flat_values, to_cell
-from coach.ports import AuditLog, ExportFiles, ExportJobs, ExportQueue, Page
+from coach.ports import AuditLog, ExportFiles, ExportJobs, ExportQueue, Page, ParticipantArchive
 from coach.services.enrollment import EnrollmentService
 
 PAGE = 100
@@ -106,6 +113,7 @@ class ExportService:
     max_attempts: int = 3
     new_id: Callable[[datetime], str] = new_export_id
     on_event: Callable[[str, dict[str, object]], None] = field(default=lambda kind, data: None)
+    archive: ParticipantArchive | None = None  # what retention moved out of the table
 
     @property
     def clock(self) -> Any:
@@ -290,13 +298,42 @@ class ExportService:
                 if request.in_window(decision.scheduled_at):
                     tables[ExportKind.DECISIONS].write(decision)
         if ExportKind.MESSAGES in tables:
-            for message in pages(lambda t: store.list_messages(pid, limit=PAGE, next_token=t)):
+            messages = self._archived_then_stored(
+                (Message.model_validate(r) for r in self._archived(pid, ArchiveKind.MESSAGES)),
+                pages(lambda t: store.list_messages(pid, limit=PAGE, next_token=t)),
+                lambda m: m.message_id,
+            )
+            for message in messages:
                 if request.in_window(message.at):
                     tables[ExportKind.MESSAGES].write(message)
         if ExportKind.EVENTS in tables:
-            for event in pages(lambda t: store.list_events(pid, limit=PAGE, next_token=t)):
+            events = self._archived_then_stored(
+                (ResearchEvent.model_validate(r) for r in self._archived(pid, ArchiveKind.EVENTS)),
+                pages(lambda t: store.list_events(pid, limit=PAGE, next_token=t)),
+                _event_identity,
+            )
+            for event in events:
                 if request.in_window(event.at):
                     tables[ExportKind.EVENTS].write(event)
+
+    def _archived(self, participant_id: str, kind: ArchiveKind) -> Iterator[dict[str, Any]]:
+        return iter(()) if self.archive is None else self.archive.records(participant_id, kind)
+
+    @staticmethod
+    def _archived_then_stored(
+        archived: Iterable[T], stored: Iterable[T], identity: Callable[[T], Hashable]
+    ) -> Iterator[T]:
+        """The archived rows (the older ones), then the table's but those archived already: a run of the retention
+        job that stopped after archiving left them in both places. Only their identities are kept in memory."""
+        copies: Counter[Hashable] = Counter()
+        for row in archived:
+            copies[identity(row)] += 1
+            yield row
+        for row in stored:
+            if copies[identity(row)] > 0:
+                copies[identity(row)] -= 1
+                continue
+            yield row
 
     def _audit_rows(self, request: ExportRequest, ids: set[str], table: _Table) -> None:
         """The selected participants' entries; with no participant filter, the whole trail (study-wide actions
@@ -358,6 +395,12 @@ class ExportService:
             bytes=path.stat().st_size,
             sha256=digest.hexdigest(),
         )
+
+
+def _event_identity(event: ResearchEvent) -> Hashable:
+    """What tells an event from another (the store's list does not give its key): the same event archived and
+    still in the table is equal in all of it."""
+    return (event.kind, event.at, json.dumps(event.data, sort_keys=True, default=str))
 
 
 def _audit_of(audit: AuditLog, participant_id: str | None) -> Iterator[AuditEntry]:

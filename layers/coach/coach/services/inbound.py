@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
@@ -25,11 +25,13 @@ from coach.domain.errors import Conflict, DeliveryRejected, InvalidField, NotFou
 from coach.domain.keywords import KeywordKind, carrier_keyword, normalised_keyword
 from coach.domain.message import MAX_BODY_CHARS, Direction, Message
 from coach.domain.outbox import CALLBACK_OUTBOX, CALLBACK_PARTICIPANT
-from coach.domain.participant import Participant, ParticipantStatus, canonical_phone_number, mask_phone
+from coach.domain.participant import Participant, ParticipantStatus, mask_phone, sender_phone_number
 from coach.domain.work import ConversationWork, WorkKind
 from coach.ports import Clock, ConversationStore, ParticipantStore, WorkQueue
-from coach.services.enrollment import EnrollmentService, EnrollParticipant
 from coach.services.opt_out import set_opted_out
+
+if TYPE_CHECKING:
+    from coach.services.enrollment import EnrollmentService  # only with AUTO_ENROLL: built on first use
 
 WEBHOOK_TURN_PREFIX = "webhook:"  # `turn` of a text the webhook handled itself: no turn may answer it
 
@@ -139,7 +141,7 @@ class InboundService:
     def receive_sms(self, fields: Mapping[str, str]) -> SmsResult:
         sms = _parse(InboundSms, fields)
         try:
-            phone = canonical_phone_number(sms.from_, self.default_phone_region, "From")
+            phone = sender_phone_number(sms.from_, self.default_phone_region, "From")
         except InvalidField:
             return SmsResult(SmsOutcome.IGNORED)  # a short code or an alphanumeric sender: nobody to coach
         keyword = carrier_keyword(sms.body)
@@ -182,9 +184,10 @@ class InboundService:
                 at = earlier.at
         # Queued even when stored before: the first attempt may have stopped between store and send.
         # The queue drops a repeat within 5 minutes; the conversation function answers a text once.
-        self.queue.send(
-            ConversationWork(kind=WorkKind.INBOUND, participant_id=pid, message_id=message.message_id, occurred_at=at)
+        work = ConversationWork(
+            kind=WorkKind.INBOUND, participant_id=pid, message_id=message.message_id, occurred_at=at, message_at=at
         )
+        self.queue.send(work)
         return SmsResult(SmsOutcome.QUEUED, participant_id=pid, duplicate=not stored_now, sender=sender)
 
     def _handle_here(
@@ -221,6 +224,8 @@ class InboundService:
     def _auto_enroll(self, phone: str) -> Participant:
         assert self.enrollment is not None
         try:
+            from coach.services.enrollment import EnrollParticipant
+
             return self.enrollment.enroll(EnrollParticipant(phone_number=phone), AUTO_ENROLL)
         except PhoneNumberTaken:
             # A concurrent delivery of this text (or the API) enrolled the number a moment ago.
@@ -247,7 +252,7 @@ class InboundService:
             )
         else:
             try:
-                phone = canonical_phone_number(callback.to, self.default_phone_region, "To")
+                phone = sender_phone_number(callback.to, self.default_phone_region, "To")
             except InvalidField:
                 return StatusResult(None, updated=False)
             participant_id = self.participants.participant_id_for_phone(phone)

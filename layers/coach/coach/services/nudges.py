@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Self
 
@@ -29,7 +29,7 @@ from coach.domain.outbox import OutboxState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.reachability import Purpose, QuietHours
 from coach.domain.schedules import daily_schedule_name, desired_schedules, schedule_names
-from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler
+from coach.ports import Clock, ConversationStore, ParticipantStore, Scheduler, TurnReads
 from coach.services.schedules import reconcile
 from coach.services.turns import EventSink, Loaded, PlannedTurn, SavedTurns, TurnRunner, planned_turn
 
@@ -61,6 +61,31 @@ class ScheduledEvent(BaseModel):
             raise ValueError(f"a {self.kind} firing needs participant_id")
         return self
 
+    def firing_id(self) -> str:
+        """Same firing, same id: a retry of it (Lambda's asynchronous retries) knows the outbox items it saved."""
+        due = self.scheduled_time.isoformat() if self.scheduled_time is not None else ""
+        return f"{self.kind}#{self.participant_id}#{self.nudge_key or self.transition_id or ''}#{due}"
+
+    def reads(self, now: datetime) -> TurnReads:
+        """What the firing's turn reads with the participant and its flow state: whether it was done, and for a
+        reminder its nudge. A daily nudge's key has the participant's local date, unknown before the read:
+        the dates around the slot's UTC date cover every timezone."""
+        pid = self.participant_id or ""
+        if self.kind == "daily_nudge":
+            day = (self.scheduled_time or now).astimezone(UTC).date()
+            dates = [day + timedelta(days=n) for n in (-1, 0, 1)]
+            return TurnReads(work_keys=[daily_nudge_key(pid, d.isoformat()) for d in dates])
+        if self.kind == "reminder":
+            return TurnReads(work_keys=[f"reminder#{self.nudge_key}"], outbox_keys=[f"{self.nudge_key}#0"])
+        if self.kind == "transition" and self.transition_id:
+            return TurnReads(work_keys=[f"transition#{self.transition_id}"])
+        return TurnReads()
+
+
+def daily_nudge_key(participant_id: str, local_date: str) -> str:
+    """The daily nudge's key (and its decision point's id): one per participant and local date."""
+    return f"nudge#{participant_id}#{local_date}"
+
 
 @dataclass
 class NudgeService:
@@ -87,7 +112,8 @@ class NudgeService:
         pid = event.participant_id or ""
         plans = {"daily_nudge": self._daily_nudge, "reminder": self._reminder, "transition": self._transition}
         plan = plans[event.kind]
-        if not self.turns.run(pid, lambda loaded: plan(event, loaded, time_left)):
+        decide = partial(plan, event, time_left=time_left)
+        if not self.turns.run(pid, decide, reads=event.reads(self.clock.now()), work_id=event.firing_id()):
             # A schedule outlived its participant (deleted meanwhile): remove them all, so none fires again.
             reconcile(self.scheduler, pid, {}, schedule_names(pid))
             self.on_event("participant_gone", {"participant_id": pid, "kind": event.kind})
@@ -106,8 +132,8 @@ class NudgeService:
             minutes=arm.reminder_delay(reminder_minutes) if arm is not None else reminder_minutes
         )
         decision = decide(participant, flow, slot, self.quiet_hours, probability=probability, seed=self.seed)
-        key = f"nudge#{participant.id}#{decision.local_date}"
-        self._once(participant.id, key, event)
+        key = daily_nudge_key(participant.id, decision.local_date)
+        self._once(loaded, key, event)
         recorded = ResearchEvent(
             participant_id=participant.id, kind="nudge_decision", at=now, data=decision.as_event_data()
         )
@@ -136,10 +162,10 @@ class NudgeService:
     def _reminder(
         self, event: ScheduledEvent, loaded: Loaded, time_left: Callable[[], float] | None = None
     ) -> PlannedTurn:
-        participant, flow, now = loaded.participant, loaded.flow, loaded.now
+        flow, now = loaded.flow, loaded.now
         nudge_key = event.nudge_key or ""
         key = f"reminder#{nudge_key}"
-        self._once(participant.id, key, event)
+        self._once(loaded, key, event)
         pending = flow.pending_reminder
         due = pending.due_at if pending is not None and pending.nudge_key == nudge_key else now
         slot = event.scheduled_time or due
@@ -147,7 +173,7 @@ class NudgeService:
             key=nudge_key,
             slot=slot,
             valid_until=slot + self.validity,
-            nudge_sent=self._went_out(participant.id, nudge_key),
+            nudge_sent=_went_out(loaded, nudge_key),
         )
         result = self._run(loaded, TurnEvent.REMINDER, firing, time_left=time_left)
         return planned_turn(result, loaded, key, work_key=key, valid_until=firing.valid_until)
@@ -155,9 +181,9 @@ class NudgeService:
     def _transition(
         self, event: ScheduledEvent, loaded: Loaded, time_left: Callable[[], float] | None = None
     ) -> PlannedTurn:
-        participant, flow, now = loaded.participant, loaded.flow, loaded.now
+        flow, now = loaded.flow, loaded.now
         key = f"transition#{event.transition_id or now.isoformat()}"
-        self._once(participant.id, key, event)
+        self._once(loaded, key, event)
         pending = flow.pending_transition
         slot = event.scheduled_time or now
         firing = Firing(key=key, slot=slot, valid_until=slot + self.validity, transition_id=event.transition_id)
@@ -186,15 +212,10 @@ class NudgeService:
         )
         return self.coach.run(turn, time_left)
 
-    def _once(self, participant_id: str, key: str, event: ScheduledEvent) -> None:
-        if self.conversation.work_done(participant_id, key):
-            self.on_event("firing_repeated", {"participant_id": participant_id, "kind": event.kind})
+    def _once(self, loaded: Loaded, key: str, event: ScheduledEvent) -> None:
+        if self.turns.work_done(loaded, key):
+            self.on_event("firing_repeated", {"participant_id": loaded.participant.id, "kind": event.kind})
             raise AlreadyDone(key)
-
-    def _went_out(self, participant_id: str, nudge_key: str) -> bool:
-        """Whether the nudge a reminder follows was handed to Twilio (a reminder of a nudge never sent is not)."""
-        item = self.conversation.get_outbox_item(participant_id, f"{nudge_key}#0")
-        return item is not None and item.state is OutboxState.SENT
 
     def _slot_of(self, participant: Participant, flow: FlowState, now: datetime) -> datetime:
         """The slot of a firing that does not say when it was due: the latest daily slot (else now)."""
@@ -230,15 +251,15 @@ class NudgeService:
         return missed
 
     def _watch(self, participant_id: str, now: datetime) -> int:
-        participant = self.participants.get_participant(participant_id)
-        flow = self.participants.get_flow_state(participant_id)
+        stored = self.conversation.load_turn(participant_id)
+        participant, flow = stored.participant, stored.flow
         missing = self._missing_slots(participant, flow, now)
         if not missing:
             return 0
         reason = self._why_missing(participant, flow, now)
         for slot in missing:
             local = local_now(slot, participant.timezone)
-            key = f"nudge#{participant_id}#{local.date().isoformat()}"
+            key = daily_nudge_key(participant_id, local.date().isoformat())
             data = {
                 "local_date": local.date().isoformat(),
                 "local_time": local.strftime("%H:%M"),
@@ -248,7 +269,8 @@ class NudgeService:
             }
             missed = ResearchEvent(participant_id=participant_id, kind="decision_missed", at=now, data=data)
             # Saved under the decision point's own key: a very late firing of it now finds it done.
-            self.turns.run(participant_id, partial(self._record_missed, key=key, missed=missed))
+            record = partial(self._record_missed, key=key, missed=missed)
+            self.turns.run(participant_id, record, reads=TurnReads(work_keys=[key]), work_id=f"missed#{key}")
             self.on_event("decision_missed", {"participant_id": participant_id, **data})
         changes = reconcile(self.scheduler, participant_id, desired_schedules(participant, flow, now))
         self.on_event(
@@ -258,7 +280,7 @@ class NudgeService:
         return len(missing)
 
     def _record_missed(self, loaded: Loaded, *, key: str, missed: ResearchEvent) -> PlannedTurn:
-        if self.conversation.work_done(loaded.participant.id, key):
+        if self.turns.work_done(loaded, key):
             raise AlreadyDone(key)  # decided meanwhile (or recorded by an earlier watchdog run)
         data = missed.data
         row = DecisionPoint(
@@ -288,7 +310,7 @@ class NudgeService:
         floor = max(schedule.since or participant.enrolled_at, participant.enrolled_at)
         missing = []
         for slot in recent_slots(schedule.time, participant.timezone, now - self.validity, WATCHED_SLOTS):
-            key = f"nudge#{participant.id}#{local_now(slot, participant.timezone).date().isoformat()}"
+            key = daily_nudge_key(participant.id, local_now(slot, participant.timezone).date().isoformat())
             if slot >= floor and not self.conversation.work_done(participant.id, key):
                 missing.append(slot)
         return sorted(missing)
@@ -303,6 +325,12 @@ class NudgeService:
         if not existing.in_order:
             return "schedule_disabled_or_retargeted"
         return "firing_failed"  # the schedule is right: its firing failed (see the nudge dead-letter queue)
+
+
+def _went_out(loaded: Loaded, nudge_key: str) -> bool:
+    """Whether the nudge a reminder follows was handed to Twilio (a reminder of a nudge never sent is not)."""
+    item = loaded.outbox.get(f"{nudge_key}#0")
+    return item is not None and item.state is OutboxState.SENT
 
 
 def ledger_row(

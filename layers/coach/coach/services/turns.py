@@ -3,14 +3,18 @@ participant and its flow state, decide (run the engine), build the outbox, save 
 transaction, then carry out the outbox. The conversation function and the prompt generator both use it.
 
 A lost race (Conflict) loads again and decides again; work found saved already (AlreadyDone) only
-finishes the outbox. Whatever the turn changed in the schedules the state calls for travels in the
-outbox as one ReconcileSchedules item, so the Scheduler follows the saved state even after a crash; each
+finishes the outbox. The load is one consistent read (the participant, its flow state and whatever the
+decision needs: the text it answers, whether its work was done); the save is one transaction, conditional
+on both versions, whose texts are written as being sent; the sends are closed in one more write.
+
+Whatever the turn changed in the schedules the state calls for travels in the outbox as one
+ReconcileSchedules item, so the Scheduler follows the saved state even after a crash; each
 safety flag the turn raised travels as an AlertResearchers item, so the research team hears of it even then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +32,8 @@ from coach.domain.participant import Participant
 from coach.domain.reachability import Purpose
 from coach.domain.schedules import changed_schedules, desired_schedules
 from coach.domain.study_texts import DEFAULT_CONSENT_TEXTS, DEFAULT_CRISIS_TEXT, ConsentTexts
-from coach.ports import Clock, ConversationStore, LanguageModel, LlmBudget, ParticipantStore
-from coach.services.outbox import OutboxDispatcher
+from coach.ports import Clock, ConversationStore, LanguageModel, LlmBudget, ParticipantStore, TurnReads
+from coach.services.outbox import OutboxDispatcher, Saved
 
 EventSink = Callable[[str, dict[str, object]], None]  # logs and metrics
 MetricSink = Callable[[str, float], None]  # a metric and its value
@@ -40,11 +44,16 @@ _TIMED_PURPOSES = (Purpose.NUDGE, Purpose.REMINDER)
 
 @dataclass(frozen=True)
 class Loaded:
-    """What a turn is decided on: the participant and its flow state as stored, and the time."""
+    """What a turn is decided on: the participant and its flow state as stored, the time, and what else the
+    TurnReads asked for (the text the work answers, which of its work keys are done, outbox items)."""
 
     participant: Participant
     flow: FlowState
     now: datetime
+    inbound: Message | None = None
+    work_done: frozenset[str] = frozenset()
+    outbox: Mapping[str, OutboxItem] = field(default_factory=dict)
+    reads: TurnReads = field(default_factory=TurnReads)
 
 
 @dataclass
@@ -225,35 +234,71 @@ class SavedTurns:
     clock: Clock
     on_event: EventSink = lambda kind, data: None
 
-    def run(self, participant_id: str, decide: Callable[[Loaded], PlannedTurn]) -> bool:
-        """False when the participant does not exist (deleted meanwhile): nothing to do, nothing to retry."""
-        saved: list[OutboxItem] = []
+    def run(
+        self,
+        participant_id: str,
+        decide: Callable[[Loaded], PlannedTurn],
+        *,
+        reads: TurnReads | None = None,
+        work_id: str | None = None,
+    ) -> bool:
+        """False when the participant does not exist (deleted meanwhile): nothing to do, nothing to retry.
+
+        `reads`: what `decide` needs besides the participant and its flow state, read with them. `work_id`:
+        the queued work or firing this run is for (its outbox items are this run's to recover)."""
+        reads = reads or TurnReads()
+        saved: Saved | None = None
+        repeated = False
+        open_keys: frozenset[str] = frozenset()
         for attempt in range(TURN_ATTEMPTS):
             try:
-                participant = self.participants.get_participant(participant_id)
-                flow = self.participants.get_flow_state(participant_id)
+                stored = self.conversation.load_turn(participant_id, reads)
             except NotFound:
                 return False
-            loaded = Loaded(participant, flow, self.clock.now())
+            open_keys = stored.open_outbox
+            loaded = Loaded(
+                stored.participant,
+                stored.flow,
+                self.clock.now(),
+                inbound=stored.inbound,
+                work_done=stored.work_done,
+                outbox=stored.outbox,
+                reads=reads,
+            )
             try:
                 plan = decide(loaded)
-                saved = self._save(loaded, plan)
+                saved = self._save(loaded, plan, work_id)
                 texts = sum(1 for item in plan.outbox if item.kind is OutboxKind.SMS)
                 self.on_event("turn_saved", {"participant_id": participant_id, "coach": plan.coach, "texts": texts})
                 break
             except AlreadyDone:
+                repeated = True
                 break
             except Conflict:
                 if attempt == TURN_ATTEMPTS - 1:
                     raise
                 self.on_event("turn_conflict", {"participant_id": participant_id, "attempt": attempt + 1})
-        self.outbox.flush(participant_id, saved)
+        # What this turn saved, and whatever earlier work left open (a crash, a Twilio outage): whoever runs
+        # next for the participant finishes it.
+        self.outbox.flush(participant_id, saved, open_keys=open_keys, look_for_open=repeated, work_id=work_id)
         return True
 
-    def _save(self, loaded: Loaded, plan: PlannedTurn) -> list[OutboxItem]:
+    def work_done(self, loaded: Loaded, work_key: str) -> bool:
+        """Whether this piece of work was done: from the load when it read the key (else one more read)."""
+        if work_key in loaded.reads.work_keys:
+            return work_key in loaded.work_done
+        return self.conversation.work_done(loaded.participant.id, work_key)
+
+    def _save(self, loaded: Loaded, plan: PlannedTurn, work_id: str | None) -> Saved:
         if plan.flow.version != loaded.flow.version:
             raise ValueError("a planned turn must carry the loaded flow version")  # a bug, not a race
-        outbox = list(plan.outbox)
+        # Each text is saved as being sent, its first attempt beginning now: no write of its own before the send.
+        outbox = [
+            item.begin_attempt(loaded.now).model_copy(update={"work_id": work_id})
+            if item.kind is OutboxKind.SMS
+            else item.model_copy(update={"work_id": work_id})
+            for item in plan.outbox
+        ]
         before = desired_schedules(loaded.participant, loaded.flow, loaded.now)
         after = desired_schedules(loaded.participant, plan.flow, loaded.now)
         effects: list[tuple[str, ReconcileSchedules | AlertResearchers]] = []
@@ -269,11 +314,13 @@ class SavedTurns:
                 kind=OutboxKind.EFFECT,
                 created_at=loaded.now,
                 effect=effect.model_dump(mode="json"),
+                work_id=work_id,
             )
             for suffix, effect in effects
         ]
-        self.conversation.save_turn(
+        stored = self.conversation.save_turn(
             plan.flow,
+            participant=loaded.participant,
             answered=plan.answered,
             work_key=plan.work_key,
             outbox=outbox,
@@ -282,4 +329,4 @@ class SavedTurns:
             decisions=plan.decisions,
             decision_updates=plan.decision_updates,
         )
-        return outbox
+        return Saved(loaded.participant, stored.flow, list(stored.outbox))
