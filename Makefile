@@ -19,11 +19,11 @@ help:
 	@echo "make sms FROM=+12065550100 BODY='hi'   text the running local stack as that number; prints the replies"
 	@echo "make researcher ARGS='export --out study-data'   the researchers' API from the command line (enroll, export, timeline, participants)"
 	@echo "make test      run the whole test suite"
-	@echo "make unit      the unit tests only (seconds; no moto, no local stack)"
+	@echo "make unit      the unit tests only (under a minute; no moto, no local stack)"
 	@echo "make study-week   50 participants, a simulated week, the export checked (about 4 minutes)"
 	@echo "make check     ruff + mypy + cfn-lint + sam validate + tests with a coverage floor"
 	@echo "make openapi   rewrite docs/openapi.json from the enrollment API"
-	@echo "make bench     speed and AWS request counts of the hot paths"
+	@echo "make bench     every figure of issue 12 against its goal (cold start, requests, sizes, pacing, suite time)"
 	@echo "make redrive   move the inbound dead-letter queue back to the queue (STACK=name on AWS; else the local stack)"
 
 # (Re)create the venv when it is missing or a requirements file changed since the last install.
@@ -63,7 +63,7 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# The domain, bots and services without AWS (no moto, no local stack): seconds, for the edit-test loop.
+# The domain, bots and services without AWS (no moto, no local stack): under a minute, for the edit-test loop.
 unit: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit
 
