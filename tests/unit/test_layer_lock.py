@@ -8,6 +8,7 @@ packages and the SDK the python3.12 runtime ships. No network.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -37,20 +38,13 @@ RUNTIME_PACKAGES = RUNTIME_SDK | {"jmespath", "python-dateutil", "six", "urllib3
 # phonenumbers' data that phonenumberslite leaves out (about 20 MB); our code never needs it.
 PHONENUMBERS_DATA = ["phonenumbers.geodata", "phonenumbers.carrierdata", "phonenumbers.tzdata"]
 
-# Lambda's python3.12 on arm64, for environment markers.
-TARGET = {
-    "implementation_name": "cpython",
-    "implementation_version": "3.12.0",
-    "os_name": "posix",
-    "platform_machine": "aarch64",
-    "platform_python_implementation": "CPython",
-    "platform_release": "",
-    "platform_system": "Linux",
-    "platform_version": "",
-    "python_full_version": "3.12.0",
-    "python_version": "3.12",
-    "sys_platform": "linux",
-}
+# Lambda's python3.12 on arm64, for environment markers: the same the lock's generator resolves for.
+_spec = importlib.util.spec_from_file_location("layer_lock", LAYER / "lock.py")
+assert _spec is not None
+assert _spec.loader is not None
+_lock = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_lock)
+TARGET: dict[str, str] = _lock.TARGET
 
 
 def lock_lines() -> list[str]:
