@@ -33,6 +33,11 @@ from infra.local import moto_speed  # noqa: E402
 
 moto_speed.install()
 
+# botocore's service models are parsed once per process, not once per test's new session
+from tests.support import botocore_models  # noqa: E402
+
+botocore_models.install()
+
 # Hypothesis: `dev` (the default) draws new examples every run; CI (HYPOTHESIS_PROFILE=ci, set by .ci/run) draws
 # the same ones every run, so a red build is a defect that reproduces, never a draw; `thorough` draws ten times
 # as many (for a change to the parsers). A test's own @settings(max_examples=...) still sets its budget.
