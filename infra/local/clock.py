@@ -3,7 +3,8 @@
   GET  /_local/clock                              {"now": "2026-06-02T13:00:00Z", "offset_minutes": 1440.0}
   POST /_local/clock/advance  {"minutes": 1440}   {"now": ..., "offset_minutes": ..., "fired": [...]}
 
-Every handler reads the clock with VIRTUAL_CLOCK=true (coach.bootstrap.default_clock), set here. Advancing
+Every handler reads the clock with VIRTUAL_CLOCK=true (coach.bootstrap.default_clock), set here, and the
+clock installed here (coach.adapters.clock.install_clock). Advancing
 fires, one at a time and each at its own moment, every schedule that falls due on the way (see
 infra/local/scheduler.py); "fired" lists them in order: schedule, at, kind, participant_id, result,
 attempt (Lambda's retries of a failed firing are attempts 2 and 3).
@@ -33,7 +34,10 @@ class ClockExtension:
         self.scheduler = scheduler
 
     def __call__(self, stack: LocalStack) -> None:
+        from coach.adapters.clock import install_clock  # the layer is on sys.path only once the stack runs
+
         stack.mount(PREFIX, self.handle)
+        install_clock(self.clock)  # what the handlers read with VIRTUAL_CLOCK=true: the clock the emulator moves
         stack.add_environment({"VIRTUAL_CLOCK": "true"})
         advance = f"curl -s -X POST {stack.base_url}{PREFIX}/advance -d '{{\"minutes\": 1440}}'"
         stack.add_banner_line("Virtual clock", f"{stack.base_url}{PREFIX}  (every handler reads it)")

@@ -56,6 +56,7 @@ from infra.local.twilio_wire import (
     sent_on,
     validity_period,
 )
+from infra.local.virtual_clock import LOCAL_VIRTUAL_CLOCK
 from infra.local.web import HttpRequest, HttpResponse, json_response
 
 if TYPE_CHECKING:
@@ -472,8 +473,6 @@ class FakeTwilioExtension:
     def __call__(self, stack: LocalStack) -> None:
         account = stack.config.twilio
         if self.clock is None:
-            from coach.adapters.clock import LOCAL_VIRTUAL_CLOCK  # the layer is on sys.path only once the stack runs
-
             self.clock = LOCAL_VIRTUAL_CLOCK.now
         fake = FakeTwilio(account, delivery_delay_seconds=self.delivery_delay_seconds, clock=self.clock)
         stack.mount(API_PREFIX, fake.handle_api)

@@ -46,6 +46,7 @@ from botocore.exceptions import ClientError
 from infra.local.aws_cron import At, Rate, ScheduleExpressionError, Timing, parse
 from infra.local.intrinsics import Intrinsics, TemplateError
 from infra.local.resources import FAKE_CREDENTIALS
+from infra.local.virtual_clock import LOCAL_VIRTUAL_CLOCK
 
 if TYPE_CHECKING:
     from infra.local.pump import QueuePumpExtension
@@ -61,7 +62,7 @@ DEFAULT_MAXIMUM_EVENT_AGE = timedelta(hours=6)
 
 
 class AdvancingClock(Protocol):
-    """coach.adapters.clock.VirtualClock, as the emulator uses it."""
+    """infra.local.virtual_clock.VirtualClock, as the emulator uses it."""
 
     def now(self) -> datetime: ...
     def advance(self, delta: timedelta) -> datetime: ...
@@ -598,8 +599,6 @@ class SchedulerExtension:
 
     def __call__(self, stack: LocalStack) -> None:
         if self.clock is None:
-            from coach.adapters.clock import LOCAL_VIRTUAL_CLOCK  # the layer is on sys.path only once the stack runs
-
             self.clock = LOCAL_VIRTUAL_CLOCK
         resources = stack.template.get("Resources", {})
         groups = [

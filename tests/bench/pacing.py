@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from coach.adapters.memory import ManualClock
 from coach.domain.errors import SendWindowMissed
 from coach.observability import logger, metrics
 from coach.ports import SentSms
 from coach.services.nudges import ScheduledEvent
 from coach.settings import MAX_SEND_INTERVAL_SECONDS, PromptGeneratorSettings
 from tests.support.conversation import START, harness
+from tests.support.memory import ManualClock
 from tests.support.paced_firings import AsyncInvocations, paced_on
 
 NUDGES = 10_000

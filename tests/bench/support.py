@@ -18,8 +18,6 @@ import boto3
 from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
 from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
-from coach.adapters.memory import InMemoryParticipantStore, InMemoryScheduler, InMemoryWorkQueue, ManualClock
-from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_conversation_service, build_nudge_service, forget_built_services
 from coach.bots.engine import run_turn
 from coach.bots.turn import TurnEvent, TurnInput
@@ -32,6 +30,8 @@ from coach.settings import ConversationSettings, PromptGeneratorSettings
 from tests.bench.__main__ import counting_aws_calls
 from tests.support.aws import Resources, template_resources
 from tests.support.conversation import START, FakeSms
+from tests.support.memory import InMemoryParticipantStore, InMemoryScheduler, InMemoryWorkQueue, ManualClock
+from tests.support.memory_conversation import InMemoryConversationStore
 
 INTAKE = ["yes", "physical activity", "to have more energy", "7:30am", "after my morning coffee", "no"]
 PHONE = "+12065550100"

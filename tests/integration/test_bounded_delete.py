@@ -14,8 +14,6 @@ import pytest
 from coach.adapters.dynamodb_audit import DynamoDBAuditLog
 from coach.adapters.dynamodb_items import participant_pk, sortable_time, to_attributes
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import InMemoryAuditLog, InMemoryParticipantStore
-from coach.adapters.memory_retention import InMemoryParticipantArchive
 from coach.adapters.s3_archive import S3ParticipantArchive
 from coach.domain.audit import Actor
 from coach.domain.deletion import Deletion
@@ -27,6 +25,8 @@ from coach.ports import AuditLog, ParticipantArchive
 from tests.support.aws import EXPORT_BUCKET
 from tests.support.budget import Countdown, CrashAfter
 from tests.support.conversation import Harness, harness
+from tests.support.memory import InMemoryAuditLog, InMemoryParticipantStore
+from tests.support.memory_retention import InMemoryParticipantArchive
 
 ALICE = Actor(name="alice", key_id="key-alice", source_ip="198.51.100.7")
 INTAKE = ["yes", "physical activity", "to have more energy", "7:30am", "after my morning coffee", "no"]

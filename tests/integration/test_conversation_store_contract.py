@@ -11,8 +11,6 @@ import pytest
 
 from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import InMemoryParticipantStore
-from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.domain.errors import AlreadyDone, Conflict, NotFound
 from coach.domain.flow import FlowState, SubState
 from coach.domain.message import Direction, Message, ResearchEvent
@@ -20,6 +18,8 @@ from coach.domain.outbox import OutboxItem, OutboxKind, OutboxState
 from coach.domain.participant import Participant
 from coach.ports import ConversationStore, FinishedItem, ParticipantStore, SentSms, TurnReads
 from tests.support.aws import template_resources
+from tests.support.memory import InMemoryParticipantStore
+from tests.support.memory_conversation import InMemoryConversationStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PID = "p1"

@@ -20,13 +20,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import BaseModel
 
-from coach.adapters.memory import (
-    InMemoryAuditLog,
-    InMemoryEnrollmentSequence,
-    InMemoryExportFiles,
-    InMemoryExportJobs,
-    InMemoryExportQueue,
-)
 from coach.domain.arms import parse_study_arms
 from coach.domain.audit import Actor, AuditEntry
 from coach.domain.decisions import DecisionPoint
@@ -47,6 +40,13 @@ from coach.services.exports import ExportService
 from tests.support.api import LambdaContext, api_event, response_json
 from tests.support.aws import Resources, received
 from tests.support.conversation import Harness, harness
+from tests.support.memory import (
+    InMemoryAuditLog,
+    InMemoryEnrollmentSequence,
+    InMemoryExportFiles,
+    InMemoryExportJobs,
+    InMemoryExportQueue,
+)
 
 ALICE = Actor(name="alice", key_id="key-alice", source_ip="198.51.100.7")
 ARMS = json.dumps([{"name": "daily", "nudge_probability": 1.0}, {"name": "coin", "nudge_probability": 0.5}])

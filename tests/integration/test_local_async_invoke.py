@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from coach.adapters.clock import VirtualClock
 from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
 from coach.domain.schedules import SCHEDULED_TIME, ScheduleSpec, at_expression, reminder_schedule_name
 from infra.local import LocalStack
@@ -30,6 +29,7 @@ from infra.local.scheduler import (
     iso,
     queue_delivery,
 )
+from infra.local.virtual_clock import VirtualClock
 from tests.support.aws import local_client as aws
 from tests.support.aws import received
 from tests.support.scheduler_stack import stack_with_stand_ins

@@ -2,7 +2,7 @@
 schedules are written by the real EventBridgeScheduler adapter into moto (and the template's own by the
 stack), and fire as EventBridge Scheduler would fire them, each at its own moment of the virtual clock,
 with Scheduler's context attributes in their input. One stack for the module (moto's state is
-process-wide); the clock is the module's own, so the process-wide LOCAL_VIRTUAL_CLOCK is left alone.
+process-wide); the clock is the module's own, so the process-wide one (infra.local.virtual_clock) is left alone.
 Lambda's retries of failed firings: test_local_async_invoke.py."""
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coach.adapters.clock import VirtualClock
 from coach.adapters.eventbridge_scheduler import EventBridgeScheduler
 from coach.domain.schedules import (
     SCHEDULED_TIME,
@@ -34,6 +33,7 @@ from coach.domain.schedules import (
 )
 from infra.local import LocalStack
 from infra.local.scheduler import SchedulerEmulator, SchedulerExtension, iso
+from infra.local.virtual_clock import VirtualClock
 from tests.support.aws import local_client as aws
 from tests.support.scheduler_stack import stack_with_stand_ins
 

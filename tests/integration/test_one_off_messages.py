@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coach.adapters.memory import InMemoryAuditLog, InMemoryParticipantStore
 from coach.domain.audit import Actor
 from coach.domain.errors import InvalidField, NotFound
 from coach.domain.message import Direction
@@ -18,6 +17,7 @@ from coach.domain.participant import Participant, ParticipantStatus
 from coach.services.enrollment import UpdateParticipant
 from coach.services.messages import Broadcast, ResearcherMessages, SendMessage
 from tests.support.conversation import Harness, harness
+from tests.support.memory import InMemoryAuditLog, InMemoryParticipantStore
 
 ADA = Actor(name="dr-ada", key_id="k1", source_ip="198.51.100.7")
 ZONE = ZoneInfo("America/New_York")

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coach.adapters.memory import InMemoryLlmBudget
 from coach.adapters.paced_sender import send_interval
 from coach.bootstrap import build_nudge_service
 from coach.domain.decisions import DecisionPoint
@@ -21,6 +20,7 @@ from coach.domain.participant import Participant
 from coach.services.nudges import ScheduledEvent
 from coach.settings import PromptGeneratorSettings
 from tests.support.conversation import Harness, harness
+from tests.support.memory import InMemoryLlmBudget
 from tests.support.paced_firings import AsyncInvocations, paced_on
 
 INTAKE = ["yes", "physical activity", "to have more energy", "7:30am", "after my morning coffee", "no"]

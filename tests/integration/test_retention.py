@@ -20,14 +20,6 @@ import pytest
 from coach.adapters.dynamodb_audit import DynamoDBAuditLog
 from coach.adapters.dynamodb_retention import DynamoDBRetentionStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import (
-    InMemoryAuditLog,
-    InMemoryExportFiles,
-    InMemoryExportJobs,
-    InMemoryExportQueue,
-    InMemoryParticipantStore,
-)
-from coach.adapters.memory_retention import InMemoryParticipantArchive, InMemoryRetentionStore
 from coach.adapters.s3_archive import S3ParticipantArchive
 from coach.domain.audit import Actor
 from coach.domain.errors import NotFound
@@ -43,6 +35,14 @@ from tests.support.api import LambdaContext
 from tests.support.aws import EXPORT_BUCKET, Resources
 from tests.support.budget import Countdown
 from tests.support.conversation import Harness, harness
+from tests.support.memory import (
+    InMemoryAuditLog,
+    InMemoryExportFiles,
+    InMemoryExportJobs,
+    InMemoryExportQueue,
+    InMemoryParticipantStore,
+)
+from tests.support.memory_retention import InMemoryParticipantArchive, InMemoryRetentionStore
 
 ALICE = Actor(name="alice", key_id="key-alice", source_ip="198.51.100.7")
 INTAKE = ["yes", "physical activity", "to have more energy", "7:30am", "after my morning coffee", "no"]

@@ -13,12 +13,12 @@ import pytest
 
 from coach.adapters.dynamodb_audit import DynamoDBAuditLog
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import InMemoryAuditLog, InMemoryParticipantStore
 from coach.domain.audit import Actor
 from coach.domain.errors import DeliveryUnavailable, NotFound
 from coach.domain.participant import Participant
 from coach.domain.study_texts import DEFAULT_CRISIS_TEXT
 from tests.support.conversation import Harness, harness
+from tests.support.memory import InMemoryAuditLog, InMemoryParticipantStore
 
 INTAKE = ["yes", "physical activity", "to have more energy", "7:30am", "after my morning coffee", "no"]
 ZONE = ZoneInfo("America/New_York")

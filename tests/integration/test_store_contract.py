@@ -13,7 +13,6 @@ import pytest
 
 from coach.adapters.dynamodb_audit import DynamoDBAuditLog
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import InMemoryAuditLog, InMemoryParticipantStore
 from coach.domain.audit import SYSTEM, AuditEntry
 from coach.domain.errors import Conflict, InvalidPageToken, NotFound, PhoneNumberTaken
 from coach.domain.flow import FlowState, SubState
@@ -22,6 +21,7 @@ from coach.domain.participant import Participant, ParticipantStatus
 from coach.ports import AuditLog, ParticipantStore
 from tests.support.aws import template_resources
 from tests.support.budget import Countdown
+from tests.support.memory import InMemoryAuditLog, InMemoryParticipantStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coach.adapters.memory import InMemoryEnrollmentSequence
 from coach.domain.arms import parse_study_arms
 from coach.domain.chat import ModelReply
 from coach.domain.errors import InvalidField
 from coach.services.enrollment import EnrollParticipant
 from tests.support.conversation import Harness, harness
+from tests.support.memory import InMemoryEnrollmentSequence
 
 ARMS = json.dumps(
     [

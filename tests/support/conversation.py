@@ -13,15 +13,6 @@ from zoneinfo import ZoneInfo
 
 from coach.adapters.dynamodb_conversation import DynamoDBConversationStore
 from coach.adapters.dynamodb_store import DynamoDBParticipantStore
-from coach.adapters.memory import (
-    InMemoryLlmBudget,
-    InMemoryParticipantStore,
-    InMemoryResearchAlerts,
-    InMemoryScheduler,
-    InMemoryWorkQueue,
-    ManualClock,
-)
-from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_conversation_service, build_nudge_service
 from coach.domain.message import Direction, Message
 from coach.domain.participant import Participant
@@ -33,6 +24,15 @@ from coach.services.enrollment import EnrollmentService, EnrollParticipant
 from coach.services.nudges import NudgeService, ScheduledEvent
 from coach.settings import ConversationSettings, PromptGeneratorSettings
 from tests.support.aws import template_resources
+from tests.support.memory import (
+    InMemoryLlmBudget,
+    InMemoryParticipantStore,
+    InMemoryResearchAlerts,
+    InMemoryScheduler,
+    InMemoryWorkQueue,
+    ManualClock,
+)
+from tests.support.memory_conversation import InMemoryConversationStore
 
 START = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from coach.adapters.memory import ManualClock
 from coach.adapters.paced_sender import PacedSmsSender
 from coach.ports import SmsSender
+from tests.support.memory import ManualClock
 
 E = TypeVar("E")
 

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from coach.adapters.memory import InMemoryParticipantStore, InMemoryWorkQueue, ManualClock
 from coach.domain.errors import Conflict, InvalidField, NotFound, PhoneNumberTaken
 from coach.domain.flow import SubState
 from coach.domain.participant import Participant, ParticipantStatus
 from coach.domain.work import WorkKind
 from coach.services.enrollment import EnrollmentService, EnrollParticipant, UpdateParticipant
+from tests.support.memory import InMemoryParticipantStore, InMemoryWorkQueue, ManualClock
 
 START = datetime(2026, 5, 4, 8, 30, tzinfo=UTC)
 
@@ -141,12 +141,12 @@ def test_reset_needs_an_existing_participant() -> None:
 
 
 def test_api_reset_removes_the_schedule_and_the_engines_reset_turn_keeps_consent() -> None:
-    from coach.adapters.memory import InMemoryScheduler
     from coach.bots.engine import run_turn
     from coach.bots.turn import TurnEvent, TurnInput
     from coach.domain.flow import DailySchedule
     from coach.domain.schedules import daily_schedule_name
     from coach.services.schedules import reconcile_stored
+    from tests.support.memory import InMemoryScheduler
 
     scheduler = InMemoryScheduler()
     coach = service()

@@ -10,14 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coach.adapters.memory import (
-    InMemoryAuditLog,
-    InMemoryEnrollmentSequence,
-    InMemoryParticipantStore,
-    InMemoryWorkQueue,
-    ManualClock,
-)
-from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.bootstrap import build_webhook_service
 from coach.domain.errors import InvalidField
 from coach.domain.message import MAX_BODY_CHARS, Direction, Message
@@ -28,6 +20,14 @@ from coach.ports import ConversationStore, FinishedItem, ParticipantStore, SentS
 from coach.services.enrollment import EnrollParticipant
 from coach.services.inbound import InboundService, SmsOutcome
 from coach.settings import WebhookSettings
+from tests.support.memory import (
+    InMemoryAuditLog,
+    InMemoryEnrollmentSequence,
+    InMemoryParticipantStore,
+    InMemoryWorkQueue,
+    ManualClock,
+)
+from tests.support.memory_conversation import InMemoryConversationStore
 from tests.unit.test_enrollment_service import RacingStore
 from tests.unit.test_enrollment_service import service as enrollment_service
 

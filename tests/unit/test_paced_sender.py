@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from coach.adapters.memory import InMemoryLlmBudget, InMemoryParticipantStore, InMemoryScheduler
-from coach.adapters.memory_conversation import InMemoryConversationStore
 from coach.adapters.paced_sender import PacedSmsSender, paced_twilio_sender, send_interval
 from coach.adapters.twilio_sms import TwilioSmsSender
 from coach.bootstrap import build_nudge_service
 from coach.domain.errors import DeliveryUnavailable, SendWindowMissed
 from coach.ports import SentSms
 from coach.settings import PromptGeneratorSettings
+from tests.support.memory import InMemoryLlmBudget, InMemoryParticipantStore, InMemoryScheduler
+from tests.support.memory_conversation import InMemoryConversationStore
 
 ALICE, BOB = "+12065550100", "+12065550101"
 

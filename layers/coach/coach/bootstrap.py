@@ -64,10 +64,11 @@ if TYPE_CHECKING:
 
 
 def default_clock(virtual: bool) -> Clock:
-    """The system clock; the local stack's virtual clock when VIRTUAL_CLOCK=true (see infra/local)."""
-    from coach.adapters.clock import LOCAL_VIRTUAL_CLOCK
+    """The system clock; the local stack's virtual clock when VIRTUAL_CLOCK=true (it installs it: see
+    coach.adapters.clock)."""
+    from coach.adapters.clock import installed_clock
 
-    return LOCAL_VIRTUAL_CLOCK if virtual else SystemClock()
+    return installed_clock() if virtual else SystemClock()
 
 
 def _report_queue_failure(kind: str, exc: Exception) -> None:

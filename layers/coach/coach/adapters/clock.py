@@ -1,9 +1,18 @@
-"""The real clock, and the local stack's virtual clock (real time plus an offset that only grows)."""
+"""The real clock, and the one place a process's own clock can be put in its stead.
+
+On AWS every function reads SystemClock. The local stack installs its virtual clock (infra/local/virtual_clock.py,
+not shipped in the layer) with install_clock(), and sets VIRTUAL_CLOCK=true, so its handlers read that one
+(coach.bootstrap.default_clock).
+"""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coach.ports import Clock
 
 
 class SystemClock:
@@ -11,29 +20,21 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class VirtualClock:
-    """Real time shifted forward by `advance`: the local stack shows tomorrow's nudge now. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._offset = timedelta(0)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return datetime.now(UTC) + self._offset
-
-    def advance(self, delta: timedelta) -> datetime:
-        if delta < timedelta(0):
-            raise ValueError("the virtual clock only moves forward")
-        with self._lock:
-            self._offset += delta
-            return datetime.now(UTC) + self._offset
-
-    @property
-    def offset(self) -> timedelta:
-        with self._lock:
-            return self._offset
+_installed: Clock | None = None
+_lock = threading.Lock()
 
 
-# One per process: the local stack runs every handler in its own process and advances this one.
-LOCAL_VIRTUAL_CLOCK = VirtualClock()
+def install_clock(clock: Clock) -> None:
+    """Make `clock` the one every handler of this process reads when VIRTUAL_CLOCK=true."""
+    global _installed
+    with _lock:
+        _installed = clock
+
+
+def installed_clock() -> Clock:
+    """The clock install_clock() put in place; RuntimeError when there is none (VIRTUAL_CLOCK=true outside
+    the local stack)."""
+    with _lock:
+        if _installed is None:
+            raise RuntimeError("VIRTUAL_CLOCK=true, but no virtual clock is installed: only the local stack has one")
+        return _installed

@@ -1,4 +1,4 @@
-"""In-memory adapters with the same behaviour as the real ones: for unit tests and `make chat`.
+"""In-memory adapters with the same behaviour as the real ones, for the tests (not shipped in the layer).
 
 The store contract tests (tests/integration/test_store_contract.py) run against this store and the
 DynamoDB one alike, so the fake cannot drift from the real thing.

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from coach.adapters.memory import InMemoryParticipantStore
 from coach.domain.message import Direction, Message, ResearchEvent
 from coach.domain.retention import ArchiveKind, ExpiredItems, RetentionPass
+from tests.support.memory import InMemoryParticipantStore
 
 
 def _message_sk(message: Message) -> str:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from coach.adapters.memory import InMemoryParticipantStore
 from coach.domain.decisions import DecisionPoint, DecisionUpdate
 from coach.domain.errors import AlreadyDone, Conflict
 from coach.domain.flow import FlowState
@@ -18,6 +17,7 @@ from coach.domain.message import Direction, Message, ResearchEvent, status_rank
 from coach.domain.outbox import OutboxItem, OutboxKind
 from coach.domain.participant import Participant
 from coach.ports import FinishedItem, SavedTurn, StoredTurn, TurnReads
+from tests.support.memory import InMemoryParticipantStore
 
 
 @dataclass
