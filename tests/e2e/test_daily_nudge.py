@@ -1,6 +1,7 @@
 """Tomorrow's nudge, now: on `python -m infra.local`, a participant enrolls and finishes intake by text (signed
 webhooks, the offline coach), the virtual clock is advanced to the next local morning and the nudge is in the
-fake Twilio; five hours later without a reply, so is the reminder (issue 5, DESIGN §7)."""
+fake Twilio; five hours later without a reply, so is the reminder (issue 5; docs/architecture.md, 6 "The local
+stack")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The local stack as a researcher meets it: `python -m infra.local`, then the enrollment API over HTTP.
 
 Given the stack started on a free port with a chosen key, when a researcher enrolls, lists, updates
-and deletes participants, then the answers are those of the deployed API (DESIGN §7, issue 2).
+and deletes participants, then the answers are those of the deployed API (docs/architecture.md, 6 "The local
+stack"; issue 2).
 """
 
 from __future__ import annotations

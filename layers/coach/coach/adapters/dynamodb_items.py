@@ -1,4 +1,4 @@
-"""How domain models are laid out as items of the one table (DESIGN §3), and back."""
+"""How domain models are laid out as items of the one table (docs/architecture.md, 3.1 "The table"), and back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The participant store on DynamoDB: one table, conditional writes, transactions (DESIGN §3)."""
+"""The participant store on DynamoDB: one table, conditional writes, transactions (docs/architecture.md,
+3 "Data model")."""
 
 from __future__ import annotations
 
